@@ -1,0 +1,79 @@
+"""Salesforce record IDs: 15-character (case-sensitive) and 18-character (case-safe) forms.
+
+Source: API-FACTS.md "Record IDs". Every ID is normalised to 18 characters before it is sent, an
+18-character ID whose checksum does not match is rejected, and the 3-character key prefix says
+which object an ID belongs to, so a User ID in a target column is caught before anything is sent.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_SHAPE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+#: key prefix -> object name (API-FACTS.md "Key prefixes")
+KEY_PREFIXES: dict[str, str] = {
+    "001": "Account",
+    "003": "Contact",
+    "00Q": "Lead",
+    "005": "User",
+    "006": "Opportunity",
+    "3tt": "Invoice",
+    "77C": "ActionCadence",
+    "0qB": "ActionCadenceTracker",
+    "8HF": "ActionCadenceStepTracker",
+}
+
+
+class InvalidId(ValueError):
+    """Raised with a message a person can act on (what is wrong with which value)."""
+
+
+def checksum(id15: str) -> str:
+    """The 3-character suffix that makes a 15-character ID case-safe."""
+    suffix = []
+    for start in (0, 5, 10):
+        bits = 0
+        for i, char in enumerate(id15[start : start + 5]):
+            if "A" <= char <= "Z":
+                bits |= 1 << i
+        suffix.append(_ALPHABET[bits])
+    return "".join(suffix)
+
+
+def to18(value: str) -> str:
+    """Normalise a 15- or 18-character ID to 18 characters, or raise ``InvalidId``."""
+    if not _SHAPE.fullmatch(value):
+        raise InvalidId(
+            f"{value!r} is not a Salesforce ID (15 or 18 letters and digits, got {len(value)} characters)"
+        )
+    expected = checksum(value[:15])
+    if len(value) == 18 and value[15:].upper() != expected:
+        raise InvalidId(f"{value!r} has a bad checksum (an 18-character ID for {value[:15]} ends in {expected})")
+    return value[:15] + expected
+
+
+def object_of(value: str) -> str | None:
+    """The object an ID's key prefix names, or None for a prefix not in ``KEY_PREFIXES``."""
+    return KEY_PREFIXES.get(value[:3])
+
+
+def to18_expr(column: pl.Expr) -> pl.Expr:
+    """Vectorised ``to18`` for polars: the 18-character form, or null where the value is not an ID
+    or its checksum does not match. Used to validate millions of rows without a Python loop."""
+    shaped = column.str.contains(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+    base = column.str.slice(0, 15)
+    parts = []
+    for start in (0, 5, 10):
+        bits = pl.lit(0, dtype=pl.Int32)
+        for i in range(5):
+            upper = base.str.slice(start + i, 1).str.contains("^[A-Z]$").cast(pl.Int32)
+            bits = bits + upper * (1 << i)
+        parts.append(bits.replace_strict(list(range(32)), list(_ALPHABET), return_dtype=pl.String))
+    suffix = pl.concat_str(parts)
+    given = column.str.slice(15, 3).str.to_uppercase()
+    ok = shaped & ((column.str.len_chars() == 15) | (given == suffix))
+    return pl.when(ok).then(pl.concat_str([base, suffix])).otherwise(None)
