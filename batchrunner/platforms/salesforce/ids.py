@@ -77,3 +77,54 @@ def to18_expr(column: pl.Expr) -> pl.Expr:
     given = column.str.slice(15, 3).str.to_uppercase()
     ok = shaped & ((column.str.len_chars() == 15) | (given == suffix))
     return pl.when(ok).then(pl.concat_str([base, suffix])).otherwise(None)
+
+
+class SalesforceId:
+    """Field type: a record ID of one of ``objects``, normalised to 18 characters."""
+
+    def __init__(self, *objects: str) -> None:
+        self.objects = objects
+        self.prefixes = [p for p, obj in KEY_PREFIXES.items() if obj in objects]
+        self.label = "a Salesforce ID of " + " / ".join(objects) + f" ({', '.join(self.prefixes)}…)"
+
+    def __repr__(self) -> str:
+        return f"SalesforceId{self.objects!r}"
+
+    def check(self, value: pl.Expr, name: str):  # -> tuple[pl.Expr, list[Problem]]
+        from batchrunner.fieldtypes import Problem, quoted
+
+        shaped = value.str.contains(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+        out = to18_expr(value)
+        prefix = value.str.slice(0, 3)
+        names = list(KEY_PREFIXES)
+        objects = list(KEY_PREFIXES.values())
+        found = prefix.replace_strict(names, objects, default=None, return_dtype=pl.String)
+        wrong_object = pl.format(
+            f"{name} {{}} is {{}} ID; {name} takes {' / '.join(self.objects)}",
+            quoted(value),
+            pl.when(found.is_null()).then(pl.lit("not a known kind of")).otherwise(
+                pl.lit("a ") + found.fill_null("")
+            ),
+        )
+        return out, [
+            Problem(
+                ~shaped,
+                "INVALID_ID",
+                pl.format(
+                    f"{name} {{}} is not a Salesforce ID (15 or 18 letters and digits, got {{}} characters)",
+                    quoted(value),
+                    value.str.len_chars(),
+                ),
+            ),
+            Problem(
+                out.is_null(),
+                "INVALID_ID",
+                pl.format(
+                    f"{name} {{}} has a bad checksum (the 18-character ID for {{}} ends in {{}})",
+                    quoted(value),
+                    value.str.slice(0, 15),
+                    to18_expr(value.str.slice(0, 15)).str.slice(15, 3),
+                ),
+            ),
+            Problem(~prefix.is_in(self.prefixes), "WRONG_OBJECT", wrong_object),
+        ]

@@ -1,0 +1,182 @@
+"""Command line: argument parsing and printing only; the work is done by `batchrunner.runner`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from batchrunner import __version__
+from batchrunner.errors import JobError
+
+EPILOG = """exit codes: 0 every row succeeded or was skipped; 1 some row failed or was invalid;
+2 the job could not start (job file, input file, credentials); 3 the run stopped early and can be
+resumed with `batchrunner resume RUN_DIR`."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchrunner",
+        description="Apply CSV lists of cadence operations in bulk to Salesforce Sales Engagement or Salesloft, "
+        "with one honest outcome per row.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"batchrunner {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a job: validate, send, and write results.csv / errors.csv / summary.json",
+                         description="Run a job file. Writes OUTPUT_DIR/<job name>-<UTC time>/ with results.csv "
+                         "(one line per input row), errors.csv (re-runnable), summary.json and journal.sqlite.",
+                         epilog=EPILOG)
+    run.add_argument("job", type=Path, help="the job file (TOML)")
+    run.add_argument("--input", type=Path, help="read this CSV instead of the job's input")
+    run.add_argument("--output-dir", type=Path, help="put the run directory here instead of the job's output_dir")
+    run.add_argument("--dry-run", action="store_true", help="validate and plan, write the reports, send nothing")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when stderr "
+                     "is not a terminal)")
+
+    val = sub.add_parser("validate", help="check the job and every row and print the plan; sends nothing",
+                         description="Check the job file and every input row, and print the plan: rows per "
+                         "operation, invalid rows by problem, requests needed and an estimated duration. Sends "
+                         "nothing. Exit 0 when every row is valid, 1 when some are invalid, 2 when the job "
+                         "cannot start.")
+    val.add_argument("job", type=Path)
+    val.add_argument("--input", type=Path, help="check this CSV instead of the job's input")
+
+    ops = sub.add_parser("operations", help="list the operations of a platform and their fields",
+                         description="The operation catalog: operations, their fields, which are required and "
+                         "what values are allowed.")
+    ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft"], help="one platform (default: both)")
+
+    sbx = sub.add_parser("sandbox", help="serve the emulator of both APIs over HTTP",
+                         description="Serve the sandbox (an emulator of the Salesforce actions and Salesloft APIs) "
+                         "on a real port. Point a job at it with [connection] sandbox = true and instance_url / "
+                         "base_url = \"http://127.0.0.1:PORT\". The token is 'sandbox-token'.")
+    sbx.add_argument("--host", default="127.0.0.1")
+    sbx.add_argument("--port", type=int, default=8765)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "operations":
+            return _operations(args)
+        if args.command == "sandbox":
+            return _sandbox(args)
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 3
+    parser.print_help()
+    return 2
+
+
+def _banner(prepared) -> str:
+    job = prepared.job
+    kind = "SANDBOX" if job.is_sandbox else "LIVE"
+    return f"{kind} {job.platform} ({prepared.target}) · job {job.name} · input {prepared.loaded.path}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from batchrunner.job import load_job
+    from batchrunner.runner import prepare, run_prepared
+
+    job = load_job(args.job)
+    prepared = prepare(job, args.input)
+    print(_banner(prepared))
+    for note in prepared.loaded.notes:
+        print(f"note: {note}")
+    result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir, dry_run=args.dry_run,
+                                            progress=False if args.no_progress else None))
+    counts = result.summary["counts"]
+    print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no rows")
+    if result.summary.get("stopped"):
+        stop = result.summary["stopped"]
+        print(f"stopped early: {stop['code']}: {stop['message']}")
+    print(f"report: {result.run_dir / 'results.csv'}")
+    print(f"run directory: {result.run_dir}")
+    return result.exit_code
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from batchrunner.job import load_job
+    from batchrunner.runner import estimate_seconds, prepare
+    from batchrunner.validate import CODE, IDX, MESSAGE
+
+    prepared = prepare(load_job(args.job), args.input)
+    print(_banner(prepared))
+    for note in prepared.loaded.notes:
+        print(f"note: {note}")
+    total = prepared.validated.height
+    invalid = prepared.invalid
+    plan = prepared.plan
+    print(f"{total} rows: {total - invalid.height} valid, {invalid.height} invalid, "
+          f"{len(plan.duplicates)} duplicate (skipped)")
+    for op, n in plan.rows_by_operation.items():
+        print(f"  {op}: {n} rows")
+    if invalid.height:
+        print("invalid rows by problem:")
+        grouped = (invalid.group_by(CODE, maintain_order=True)
+                   .agg(pl.len().alias("n"), (pl.col(IDX) + 1).head(5).alias("rows"), pl.col(MESSAGE).first()))
+        for code, n, rows, message in grouped.iter_rows():
+            more = ", …" if n > len(rows) else ""
+            print(f"  {code} ×{n} (rows {', '.join(map(str, rows))}{more}): e.g. {message}")
+    seconds = estimate_seconds(prepared)
+    print(f"requests needed: {plan.requests} in {len(plan.waves)} wave(s); "
+          f"estimated duration ≈ {seconds:.0f} s at concurrency {prepared.job.limits.concurrency}"
+          + (f" and {prepared.platform.budget_per_minute(prepared.job):.0f}/min"
+             if prepared.platform.budget_per_minute(prepared.job) else ""))
+    print("nothing was sent")
+    return 1 if invalid.height else 0
+
+
+def _operations(args: argparse.Namespace) -> int:
+    from batchrunner.platforms import PLATFORM_NAMES, get_platform
+
+    for name in [args.platform] if args.platform else PLATFORM_NAMES:
+        try:
+            catalog = get_platform(name).catalog_for(None)
+        except ImportError:
+            continue
+        print(f"{name}")
+        for op in catalog.operations:
+            version = f", API {op.min_api_version}+" if op.min_api_version else ""
+            print(f"  {op.name} ({op.wire_name}{version}): {op.description}")
+            for f in op.fields:
+                need = "required" if f.required else "optional"
+                if any(f.name in g for g in op.one_of):
+                    need = "one of " + "/".join(next(g for g in op.one_of if f.name in g))
+                extra = f"; default {f.default}" if f.default else ""
+                print(f"      {f.name:<26} {need:<40} {f.type.label}{extra}")
+        print()
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from batchrunner.sandbox.factory import build_sandbox
+
+    print(f"sandbox listening on http://{args.host}:{args.port} (token: sandbox-token); Ctrl-C to stop",
+          file=sys.stderr)
+    uvicorn.run(build_sandbox(), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,247 @@
+"""The executor: sends work units with bounded concurrency, a shared rate limiter and retries.
+
+It knows nothing about any platform. A ``Session`` builds each request and reads each response
+into a ``Verdict``; the executor applies it: final outcomes go to the journal at once, transient
+failures are retried with exponential backoff and full jitter, a request rejected as a whole is
+bisected, and a stop (auth lost, budget reserve reached) ends the run with the rest left pending
+for `resume`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+from tqdm import tqdm
+
+from batchrunner.clock import Clock, SystemClock
+from batchrunner.journal import Journal
+from batchrunner.outcome import RowOutcome, Status
+from batchrunner.platforms.base import RowSource, Session, Verdict, WorkUnit
+from batchrunner.ratelimit import RateLimiter
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 5
+    base: float = 1.0
+    cap: float = 60.0
+
+    def backoff(self, failures: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^(failures-1))]."""
+        return rng.uniform(0, min(self.cap, self.base * 2 ** max(0, failures - 1)))
+
+
+@dataclass
+class ExecStats:
+    requests: int = 0
+    retries: int = 0  # requests that re-sent rows already sent once
+    responses_429: int = 0
+    splits: int = 0
+    transport_errors: int = 0
+    status_counts: dict[int, int] = field(default_factory=dict)
+    stopped: tuple[str, str] | None = None  # (code, message) of the stop
+
+
+class _IO:
+    """What a session may do during `prepare`: rate-limited, retried requests; record outcomes."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    async def request(self, method: str, url: str, *, cost: float = 1.0, **kwargs: Any) -> httpx.Response:
+        ex = self.executor
+        failures = 0
+        while True:
+            await ex.limiter.acquire(cost)
+            ex.stats.requests += 1
+            try:
+                async with ex.concurrency:
+                    response = await ex.session.client.request(method, url, **kwargs)
+            except httpx.TransportError:
+                ex.stats.transport_errors += 1
+                failures += 1
+                if failures >= ex.policy.max_attempts:
+                    raise
+                await ex.clock.sleep(ex.policy.backoff(failures, ex.rng))
+                continue
+            ex.stats.status_counts[response.status_code] = ex.stats.status_counts.get(response.status_code, 0) + 1
+            signal = ex.session.read_rate(response)
+            ex.limiter.observe(signal)
+            if response.status_code == 429:
+                ex.stats.responses_429 += 1
+            if response.status_code in (429, 500, 502, 503, 504) and failures + 1 < ex.policy.max_attempts:
+                failures += 1
+                ex.stats.retries += 1
+                if response.status_code != 429 and signal.retry_after is None:
+                    await ex.clock.sleep(ex.policy.backoff(failures, ex.rng))
+                continue
+            return response
+
+    def record(self, outcomes: Sequence[RowOutcome]) -> None:
+        self.executor.record(outcomes)
+
+
+class Executor:
+    def __init__(
+        self,
+        session: Session,
+        rows: RowSource,
+        journal: Journal,
+        limiter: RateLimiter,
+        *,
+        concurrency: int = 4,
+        policy: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        self.session = session
+        self.rows = rows
+        self.journal = journal
+        self.limiter = limiter
+        self.concurrency = anyio.CapacityLimiter(concurrency)
+        self.policy = policy or RetryPolicy()
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.stats = ExecStats()
+        self.progress_enabled = progress
+        self.bar: tqdm | None = None
+        self._stop_requested = False
+
+    # -- recording --------------------------------------------------------------------------
+    def record(self, outcomes: Sequence[RowOutcome]) -> None:
+        self.journal.finish(outcomes)
+        if self.bar is not None and outcomes:
+            self.bar.update(len(outcomes))
+
+    def request_stop(self, code: str, message: str) -> None:
+        if self.stats.stopped is None:
+            self.stats.stopped = (code, message)
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested
+
+    # -- running ----------------------------------------------------------------------------
+    async def run(self, waves: list[list[WorkUnit]], total_rows: int) -> ExecStats:
+        self.bar = tqdm(total=total_rows, unit="row", file=sys.stderr, disable=self.progress_enabled is False
+                        if self.progress_enabled is not None else None, dynamic_ncols=True, smoothing=0.1)
+        try:
+            for wave in waves:
+                if self.stopping:
+                    break
+                units = await self.session.prepare(wave, self.rows, _IO(self))
+                await self._run_wave(units)
+        finally:
+            self.bar.close()
+        return self.stats
+
+    async def _run_wave(self, units: list[WorkUnit]) -> None:
+        if not units:
+            return
+        send, receive = anyio.create_memory_object_stream[WorkUnit](math.inf)
+        pending = len(units)
+        for unit in units:
+            send.send_nowait(unit)
+
+        def requeue(unit: WorkUnit) -> None:
+            nonlocal pending
+            pending += 1
+            send.send_nowait(unit)
+
+        async def worker(inbox: anyio.abc.ObjectReceiveStream[WorkUnit]) -> None:
+            nonlocal pending
+            async with inbox:
+                async for unit in inbox:
+                    try:
+                        await self._process(unit, requeue)
+                    finally:
+                        pending -= 1
+                        if pending == 0:
+                            send.close()
+
+        workers = max(1, int(self.concurrency.total_tokens))
+        with receive:
+            async with anyio.create_task_group() as tg:
+                for _ in range(min(workers, len(units))):
+                    tg.start_soon(worker, receive.clone())
+
+    async def _process(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> None:
+        while unit.rows:
+            if self.stopping:
+                return
+            await self.limiter.acquire(self.session.request_cost(unit))
+            if self.stopping:
+                return
+            payload = self.rows.rows(unit.rows)
+            request = self.session.build_request(unit, payload)
+            async with self.concurrency:
+                self.journal.start(unit.rows)
+                unit.attempts += 1
+                self.stats.requests += 1
+                if unit.attempts > 1:
+                    self.stats.retries += 1
+                try:
+                    response = await self.session.client.send(request)
+                    await response.aread()
+                except httpx.TransportError as exc:
+                    self.stats.transport_errors += 1
+                    verdict = self.session.transport_error(unit, exc)
+                else:
+                    code = response.status_code
+                    self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
+                    if code == 429:
+                        self.stats.responses_429 += 1
+                    verdict = self.session.interpret(unit, payload, response)
+            self.limiter.observe(verdict.rate)
+            if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
+                self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1
+            unit = await self._apply(unit, verdict, requeue)
+
+    async def _apply(self, unit: WorkUnit, verdict: Verdict, requeue: Callable[[WorkUnit], None]) -> WorkUnit:
+        """Record what is final; return the unit still to send now (empty when done)."""
+        for outcome in verdict.outcomes:
+            outcome.attempts = unit.attempts
+        self.record(verdict.outcomes)
+        decided = {o.row for o in verdict.outcomes}
+        if verdict.stop is not None:
+            self.request_stop(*verdict.stop)
+            self.journal.release([r for r in unit.rows if r not in decided])
+            return WorkUnit(unit.operation, [])
+        if verdict.split:
+            rows = [r for r in unit.rows if r not in decided]
+            if len(rows) > 1:
+                self.stats.splits += 1
+                half = len(rows) // 2
+                for part in (rows[:half], rows[half:]):
+                    requeue(WorkUnit(unit.operation, part, unit.attempts, verdict.split_reason, unit.failures))
+                return WorkUnit(unit.operation, [])
+            code, message = verdict.split_reason or ("REQUEST_REJECTED", "the platform rejected the request")
+            self.record([RowOutcome(r, Status.FAILED, code, message, attempts=unit.attempts) for r in rows])
+            return WorkUnit(unit.operation, [])
+        if not verdict.retry:
+            return WorkUnit(unit.operation, [])
+        failures = unit.failures + 1
+        reason = verdict.retry_reason or ("RETRIES_EXHAUSTED", "the platform kept failing")
+        if failures >= self.policy.max_attempts:
+            code, message = reason
+            self.record([
+                RowOutcome(r, Status.FAILED, code, f"{message} (gave up after {unit.attempts} attempts)",
+                           attempts=unit.attempts)
+                for r in verdict.retry
+            ])
+            return WorkUnit(unit.operation, [])
+        if verdict.rate.retry_after is None and not verdict.rate.pause_all:
+            delay = self.policy.backoff(failures, self.rng)
+            self.limiter.waited += delay
+            await self.clock.sleep(delay)
+        return WorkUnit(unit.operation, list(verdict.retry), unit.attempts, reason, failures)

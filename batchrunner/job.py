@@ -1,0 +1,201 @@
+"""The job file: a TOML description of one bulk run, parsed into a typed model.
+
+Every key is checked here, before anything is read or sent: an unknown key, a wrong type or an
+unknown operation stops the job with a message naming it and what would be valid (exit 2).
+Relative paths are relative to the job file, so a job runs the same from any directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from batchrunner.errors import JobError, did_you_mean
+
+PLATFORMS = ("salesforce", "salesloft")
+
+
+@dataclass
+class Limits:
+    concurrency: int = 4  # requests in flight at once
+    batch_size: int = 200  # Salesforce inputs per request (max unconfirmed: API-FACTS)
+    requests_per_minute: int = 600  # Salesloft cost budget per minute, shared by the team
+    max_attempts: int = 5  # per row, counting the first
+    timeout: float = 120.0  # seconds per request
+    backoff_base: float = 1.0  # seconds; exponential backoff with full jitter
+    backoff_max: float = 60.0
+    api_reserve: int = 0  # Salesforce: stop before the org's remaining daily calls fall below this
+
+
+@dataclass
+class SandboxSettings:
+    """Fault injection and budgets for the embedded emulator (ignored for live targets)."""
+
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    error_rate: float = 0.0  # fraction of requests answered 500/503
+    reset_rate: float = 0.0  # fraction of requests whose connection is reset
+    timeout_rate: float = 0.0  # fraction of requests that hang until the client times out
+    burst_429_every: int = 0  # every Nth request starts a burst of 429s ...
+    burst_429_length: int = 0  # ... this many long
+    token_expires_after: int = 0  # the token goes stale after N requests (0 = never)
+    external_spend: float = 0.0  # fraction of the Salesloft budget another integration spends
+    batch_ceiling: int = 0  # Salesforce: reject a request with more inputs than this (0 = none)
+    budget_per_minute: int = 600  # Salesloft team budget in the emulator
+    api_limit: int = 15000  # Salesforce daily API allocation in the emulator
+    api_used: int = 0
+    partial_save_allowed: bool = True
+    seed: int = 0  # random seed for injected faults
+
+
+@dataclass
+class Connection:
+    sandbox: bool = False
+    instance_url: str | None = None  # Salesforce
+    base_url: str | None = None  # Salesloft
+    api_version: str | None = None  # Salesforce, e.g. "62.0"
+    auth: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ColumnSpec:
+    """Where an operation field's value comes from: a CSV column, or a constant for every row."""
+
+    column: str | None = None
+    value: str | None = None
+
+
+@dataclass
+class Job:
+    path: Path
+    name: str
+    platform: str
+    input: Path
+    output_dir: Path
+    operation: str | None = None
+    columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    operation_column: str | None = None
+    connection: Connection = field(default_factory=Connection)
+    limits: Limits = field(default_factory=Limits)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    wire_values: dict[str, dict[str, str]] = field(default_factory=dict)
+    encoding: str = "utf-8"
+    delimiter: str | None = None  # None: sniff comma / semicolon / tab
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.connection.sandbox
+
+
+TOP_KEYS = (
+    "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
+    "wire_values", "encoding", "delimiter",
+)
+
+
+def _typed_table(table: Any, cls: type, where: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table, refusing unknown keys and wrong types."""
+    if not isinstance(table, dict):
+        raise JobError(f"[{where}] must be a table.")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in names:
+            raise JobError(f"Unknown key {key!r} in [{where}].{did_you_mean(key, names)}")
+        expected = hints[key]
+        if expected in (int, float) and isinstance(value, bool):
+            raise JobError(f"[{where}] {key} must be a number, got {value!r}.")
+        if expected is float and isinstance(value, int):
+            value = float(value)
+        ok = {
+            int: isinstance(value, int), float: isinstance(value, float), bool: isinstance(value, bool),
+            str | None: isinstance(value, str), dict[str, Any]: isinstance(value, dict),
+        }.get(expected, True)
+        if not ok:
+            raise JobError(f"[{where}] {key} has the wrong type: {value!r}.")
+        if expected in (int, float) and value < 0:
+            raise JobError(f"[{where}] {key} must not be negative, got {value!r}.")
+        values[key] = value
+    return cls(**values)
+
+
+def load_job(path: str | Path) -> Job:
+    """Read and check a job file. Raises ``JobError`` naming the first mistake."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JobError(f"Job file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise JobError(f"{path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobError(f"Cannot read job file {path}: {exc}") from None
+    return parse_job(raw, path)
+
+
+def parse_job(raw: dict[str, Any], path: Path) -> Job:
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise JobError(f"Unknown key {key!r} in {path.name}.{did_you_mean(key, TOP_KEYS)}")
+    base = path.resolve().parent
+
+    def text(key: str, default: str | None = None) -> str | None:
+        value = raw.get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise JobError(f"{key} must be a string, got {value!r}.")
+        return value
+
+    platform = text("platform")
+    if platform not in PLATFORMS:
+        raise JobError(f"platform must be given.{did_you_mean(platform or '', PLATFORMS)}" if platform is None
+                       else f"Unknown platform {platform!r}.{did_you_mean(platform, PLATFORMS)}")
+    input_path = text("input")
+    if not input_path:
+        raise JobError("input must name the CSV file to read (relative to the job file).")
+    columns_raw = raw.get("columns", {})
+    if not isinstance(columns_raw, dict):
+        raise JobError("[columns] must be a table of field = \"CSV column\" or field = { value = \"...\" }.")
+    columns: dict[str, ColumnSpec] = {}
+    operation_column = None
+    for key, spec in columns_raw.items():
+        if key == "operation":
+            if not isinstance(spec, str):
+                raise JobError("columns.operation must name the CSV column that holds each row's operation.")
+            operation_column = spec
+        elif isinstance(spec, str):
+            columns[key] = ColumnSpec(column=spec)
+        elif isinstance(spec, dict) and set(spec) == {"value"} and isinstance(spec["value"], (str, int, float, bool)):
+            value = spec["value"]
+            columns[key] = ColumnSpec(value=str(value).lower() if isinstance(value, bool) else str(value))
+        else:
+            raise JobError(f"columns.{key} must be a CSV column name or {{ value = \"...\" }}, got {spec!r}.")
+    wire_values = raw.get("wire_values", {})
+    if not isinstance(wire_values, dict) or not all(
+        isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in wire_values.values()
+    ):
+        raise JobError("[wire_values] must map a field to a table of documented value = \"value to send\".")
+    job = Job(
+        path=path.resolve(),
+        name=text("name") or path.stem,
+        platform=platform,
+        input=(base / input_path),
+        output_dir=base / (text("output_dir") or "runs"),
+        operation=text("operation"),
+        columns=columns,
+        operation_column=operation_column,
+        connection=_typed_table(raw.get("connection", {}), Connection, "connection"),
+        limits=_typed_table(raw.get("limits", {}), Limits, "limits"),
+        sandbox=_typed_table(raw.get("sandbox", {}), SandboxSettings, "sandbox"),
+        wire_values=wire_values,
+        encoding=text("encoding") or "utf-8",
+        delimiter=text("delimiter"),
+    )
+    if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
+        raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")
+    if job.operation is None and job.operation_column is None:
+        raise JobError("Give operation = \"...\" (for every row) or columns.operation (a column naming each row's).")
+    return job

@@ -1,0 +1,179 @@
+"""The interface every platform implements.
+
+The executor and the rest of the pipeline only see these types: a platform supplies its operation
+catalog, turns a work unit (one operation over some rows) into an HTTP request, and turns the
+response into per-row outcomes, retry decisions and rate-limit signals. Adding a platform means
+adding one package under ``batchrunner/platforms`` and one line in its registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from batchrunner.fieldtypes import FieldType
+from batchrunner.outcome import RowOutcome
+
+if TYPE_CHECKING:
+    from batchrunner.job import Job
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # the wire name; also the key a job maps to a CSV column
+    type: FieldType
+    required: bool = False
+    default: str | None = None  # sent when the row gives nothing (e.g. completionReasonCode)
+    description: str = ""
+    send: bool = True  # False for look-up inputs that the platform resolves (an email -> an id)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # short name users write: "assign"
+    wire_name: str  # the platform's own name: "assignTargetToSalesCadence"
+    fields: tuple[Field, ...]
+    description: str = ""
+    #: groups of fields of which a row must give exactly one (e.g. targetId / actionCadenceTrackerId)
+    one_of: tuple[tuple[str, ...], ...] = ()
+    #: fields naming the record the row acts on; rows for one record are applied in file order
+    target_fields: tuple[str, ...] = ()
+    min_api_version: float | None = None
+    aliases: tuple[str, ...] = ()
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    platform: str
+    operations: tuple[Operation, ...]
+
+    def resolve(self, name: str) -> Operation | None:
+        """Find an operation by short name, wire name or alias, ignoring case and separators."""
+        key = _key(name)
+        for op in self.operations:
+            if key in {_key(op.name), _key(op.wire_name), *(_key(a) for a in op.aliases)}:
+                return op
+        return None
+
+    def spellings(self) -> dict[str, str]:
+        """Every accepted spelling (normalised) -> short name, for vectorised look-up."""
+        out: dict[str, str] = {}
+        for op in self.operations:
+            for name in (op.name, op.wire_name, *op.aliases):
+                out[_key(name)] = op.name
+        return out
+
+    def field_names(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for op in self.operations:
+            for f in op.fields:
+                seen[f.name] = None
+        return list(seen)
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def operation_key_expr(column: Any) -> Any:
+    """Vectorised twin of ``_key`` for a polars expression."""
+    return column.str.to_lowercase().str.replace_all(r"[^a-z0-9]", "")
+
+
+@dataclass
+class WorkUnit:
+    """One request's worth of work: an operation over some rows (0-based input indices)."""
+
+    operation: str
+    rows: list[int]
+    attempts: int = 0  # requests already sent carrying these rows
+    last_error: tuple[str, str] | None = None  # (code, message) of the last failed attempt
+    failures: int = 0  # transient failures so far (what max_attempts limits; splits do not count)
+
+
+@dataclass
+class RateSignal:
+    """What a response said about the platform's budget; the rate limiter acts on it."""
+
+    retry_after: float | None = None  # seconds; pause every worker this long
+    pause_all: bool = False  # a 429: stop everyone until the window resets
+    remaining: float | None = None  # budget left in the current window (Salesloft)
+    cost: float | None = None  # what this request cost (Salesloft)
+    api_used: int | None = None  # daily calls used (Salesforce Sforce-Limit-Info)
+    api_limit: int | None = None
+    lower_concurrency: bool = False  # e.g. ConcurrentPerOrgLongTxn
+
+
+@dataclass
+class Verdict:
+    """The platform's reading of one response (or transport error) for a unit.
+
+    Rows in ``outcomes`` are final. Rows in ``retry`` go again after a backoff (or
+    ``retry_after``). ``split`` asks for the unit to be bisected (a request rejected as a whole).
+    ``stop`` ends the run resumably (auth lost, daily budget spent) with the reason.
+    """
+
+    outcomes: list[RowOutcome] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    retry_reason: tuple[str, str] | None = None
+    split: bool = False
+    split_reason: tuple[str, str] | None = None
+    stop: tuple[str, str] | None = None
+    rate: RateSignal = field(default_factory=RateSignal)
+
+
+class SessionIO(Protocol):
+    """What the executor lends a session for look-ups: rate-limited, retried requests, and a way
+    to record outcomes for rows that cannot go ahead (an unknown email)."""
+
+    async def request(self, method: str, url: str, *, cost: float = 1.0, **kwargs: Any) -> httpx.Response: ...
+
+    def record(self, outcomes: Sequence[RowOutcome]) -> None: ...
+
+
+class Session(Protocol):
+    """A connection to one org or team for the length of a run."""
+
+    client: httpx.AsyncClient
+
+    def rows_per_request(self, operation: str) -> int: ...
+
+    def request_cost(self, unit: WorkUnit) -> float: ...
+
+    async def prepare(self, units: list[WorkUnit], rows: RowSource, io: SessionIO) -> list[WorkUnit]:
+        """Resolve look-ups for a wave of units; return the units that can be sent."""
+        ...
+
+    def build_request(self, unit: WorkUnit, rows: list[dict[str, Any]]) -> httpx.Request: ...
+
+    def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response) -> Verdict: ...
+
+    def transport_error(self, unit: WorkUnit, error: Exception) -> Verdict: ...
+
+    def read_rate(self, response: httpx.Response) -> RateSignal:
+        """The budget signal of any response (look-ups included)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class RowSource(Protocol):
+    def rows(self, indices: Sequence[int]) -> list[dict[str, Any]]: ...
+
+
+class Platform(Protocol):
+    name: str
+    catalog: Catalog
+
+    def default_api_version(self) -> str | None: ...
+
+    async def open_session(self, job: Job, client_factory: Callable[..., httpx.AsyncClient]) -> Session: ...
+
+
+TokenProvider = Callable[[], Awaitable[str]]

@@ -1,0 +1,102 @@
+"""The Salesforce platform: catalog, connection, and one session per run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from batchrunner.errors import JobError
+from batchrunner.job import Job
+from batchrunner.platforms.base import Catalog, RowSource, SessionIO, Verdict, WorkUnit
+from batchrunner.platforms.salesforce import responses
+from batchrunner.platforms.salesforce.operations import build_catalog
+
+DEFAULT_API_VERSION = "62.0"
+SANDBOX_TOKEN = "sandbox-token"
+
+
+class SalesforceSession:
+    def __init__(self, client: httpx.AsyncClient, catalog: Catalog, api_version: str, batch_size: int,
+                 api_reserve: int = 0) -> None:
+        self.client = client
+        self.catalog = catalog
+        self.api_version = api_version
+        self.batch_size = batch_size
+        self.api_reserve = api_reserve
+        self._ops = {op.name: op for op in catalog.operations}
+
+    def rows_per_request(self, operation: str) -> int:
+        return self.batch_size
+
+    def request_cost(self, unit: WorkUnit) -> float:
+        return 1.0
+
+    async def prepare(self, units: list[WorkUnit], rows: RowSource, io: SessionIO) -> list[WorkUnit]:
+        return units
+
+    def inputs(self, operation: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        names = [f.name for f in self._ops[operation].fields if f.send]
+        return [{n: row[n] for n in names if row.get(n) is not None} for row in rows]
+
+    def build_request(self, unit: WorkUnit, rows: list[dict[str, Any]]) -> httpx.Request:
+        wire = self._ops[unit.operation].wire_name
+        url = f"/services/data/v{self.api_version}/actions/standard/{wire}"
+        return self.client.build_request("POST", url, json={"inputs": self.inputs(unit.operation, rows)})
+
+    def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response) -> Verdict:
+        return responses.interpret(unit, response, self.api_reserve)
+
+    def read_rate(self, response: httpx.Response):
+        return responses.rate_signal(response)
+
+    def transport_error(self, unit: WorkUnit, error: Exception) -> Verdict:
+        return responses.transport_error(unit, error)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class SalesforcePlatform:
+    name = "salesforce"
+
+    def catalog_for(self, job: Job | None = None) -> Catalog:
+        return build_catalog(job.wire_values if job else None)
+
+    def rows_per_request(self, job: Job, operation: str) -> int:
+        return job.limits.batch_size
+
+    def budget_per_minute(self, job: Job) -> float | None:
+        """Salesforce has no per-minute budget (a daily allocation, tracked from Sforce-Limit-Info)."""
+        return None
+
+    def api_version(self, job: Job) -> str:
+        return job.connection.api_version or DEFAULT_API_VERSION
+
+    def endpoint(self, job: Job) -> tuple[str | None, dict[str, str], str]:
+        """(base URL or None for the in-process sandbox, auth headers, what it talks to)."""
+        conn = job.connection
+        if conn.sandbox:
+            return conn.instance_url, {"Authorization": f"Bearer {SANDBOX_TOKEN}"}, conn.instance_url or "in-process sandbox"
+        auth = dict(conn.auth)
+        method = auth.pop("method", "env")
+        if method != "env":
+            raise JobError(f"connection.auth.method {method!r} is not supported yet; use \"env\".")
+        token_env = auth.get("token_env", "SF_ACCESS_TOKEN")
+        url_env = auth.get("instance_url_env", "SF_INSTANCE_URL")
+        token = os.environ.get(token_env)
+        if not token:
+            raise JobError(f"No Salesforce access token: set the environment variable {token_env} "
+                           "(or set [connection] sandbox = true to use the emulator).")
+        url = conn.instance_url or os.environ.get(url_env)
+        if not url:
+            raise JobError(f"No Salesforce instance URL: set [connection] instance_url or the variable {url_env}.")
+        return url.rstrip("/"), {"Authorization": f"Bearer {token}"}, url
+
+    async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient]
+                           ) -> SalesforceSession:
+        base_url, headers, _ = self.endpoint(job)
+        return SalesforceSession(make_client(base_url, headers), self.catalog_for(job), self.api_version(job),
+                                 job.limits.batch_size, job.limits.api_reserve)

@@ -1,0 +1,129 @@
+"""Reading Salesforce action responses into per-row verdicts.
+
+Sources: the seed's "Error Response Types" (per-input array, `isSuccess`, `errors`, `outputValues`)
+and API-FACTS.md (HTTP 400 carrying the same per-input array on partial failure; request-level
+errors as `[{errorCode, message}]`; the retry table; `Sforce-Limit-Info`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from batchrunner.outcome import RowOutcome, Status
+from batchrunner.platforms.base import RateSignal, Verdict, WorkUnit
+
+#: per-input codes worth another try for that input only (API-FACTS retry table; a rolled-back
+#: input of an all-or-none call did nothing wrong itself)
+RETRYABLE_INPUT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
+TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+def rate_signal(response: httpx.Response) -> RateSignal:
+    signal = RateSignal()
+    match = _LIMIT_INFO.search(response.headers.get("sforce-limit-info", ""))
+    if match:
+        signal.api_used, signal.api_limit = int(match.group(1)), int(match.group(2))
+    retry_after = response.headers.get("retry-after")
+    if retry_after:
+        try:
+            signal.retry_after = max(0.0, float(retry_after))
+        except ValueError:
+            pass
+    if response.status_code == 429:
+        signal.pause_all = True
+    return signal
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _is_per_input(body: Any, count: int) -> bool:
+    return isinstance(body, list) and len(body) == count and all(isinstance(e, dict) and "isSuccess" in e for e in body)
+
+
+def _request_error(body: Any, response: httpx.Response) -> tuple[str, str]:
+    """(errorCode, message) of a request-level error body, however it is shaped."""
+    first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else body
+    if isinstance(first, dict):
+        code = str(first.get("errorCode") or first.get("statusCode") or f"HTTP_{response.status_code}")
+        return code, str(first.get("message") or response.reason_phrase)
+    return f"HTTP_{response.status_code}", (response.text[:300] or response.reason_phrase)
+
+
+def _input_error(entry: dict[str, Any]) -> tuple[str, str]:
+    errors = entry.get("errors") or []
+    codes = [str(e.get("statusCode")) for e in errors if isinstance(e, dict) and e.get("statusCode")]
+    messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
+    if not messages:
+        output = entry.get("outputValues") or {}
+        if isinstance(output, dict) and output.get("error"):
+            messages = [str(output["error"])]
+    return (codes[0] if codes else "UNKNOWN_ERROR"), ("; ".join(messages) or "the platform gave no message")
+
+
+def _result(entry: dict[str, Any]) -> Any:
+    output = entry.get("outputValues")
+    if isinstance(output, dict):
+        return output.get("output", output) or None
+    return output
+
+
+def interpret(unit: WorkUnit, response: httpx.Response, api_reserve: int = 0) -> Verdict:
+    status = response.status_code
+    body = _json(response)
+    verdict = Verdict(rate=rate_signal(response))
+    rows = unit.rows
+    if status in (200, 201, 400) and _is_per_input(body, len(rows)):
+        for row, entry in zip(rows, body, strict=True):
+            if entry.get("isSuccess") is True:
+                verdict.outcomes.append(RowOutcome(row, Status.SUCCEEDED, result=_result(entry)))
+                continue
+            code, message = _input_error(entry)
+            if code in RETRYABLE_INPUT_CODES:
+                verdict.retry.append(row)
+                verdict.retry_reason = (code, message)
+            else:
+                verdict.outcomes.append(RowOutcome(row, Status.FAILED, code, message))
+    elif status in (200, 201):
+        # an answer we cannot map to rows: never guess which row it was, never re-send blindly
+        message = f"HTTP {status} with {len(body) if isinstance(body, list) else 'no'} results for {len(rows)} inputs"
+        verdict.outcomes = [RowOutcome(r, Status.FAILED, "UNEXPECTED_RESPONSE", message) for r in rows]
+    elif status == 401:
+        code, message = _request_error(body, response)
+        verdict.stop = ("AUTH_LOST", f"{code}: {message}")
+    elif status == 403 and _request_error(body, response)[0] == "REQUEST_LIMIT_EXCEEDED":
+        code, message = _request_error(body, response)
+        if "concurrent" in message.lower():
+            verdict.retry, verdict.retry_reason = list(rows), (code, message)
+            verdict.rate.lower_concurrency = True
+        else:
+            verdict.stop = ("API_LIMIT_REACHED", f"{code}: {message}")
+    elif status in TRANSIENT_HTTP:
+        verdict.retry = list(rows)
+        verdict.retry_reason = (f"HTTP_{status}", _request_error(body, response)[1])
+    elif status == 400 or status == 413:
+        verdict.split, verdict.split_reason = True, _request_error(body, response)
+    else:
+        code, message = _request_error(body, response)
+        verdict.outcomes = [RowOutcome(r, Status.FAILED, code, message) for r in rows]
+    signal = verdict.rate
+    if verdict.stop is None and signal.api_limit is not None and api_reserve > 0:
+        remaining = signal.api_limit - (signal.api_used or 0)
+        if remaining <= api_reserve:
+            verdict.stop = ("API_RESERVE_REACHED",
+                            f"the org has {remaining} daily API calls left; the job keeps {api_reserve} in reserve")
+    return verdict
+
+
+def transport_error(unit: WorkUnit, error: Exception) -> Verdict:
+    name = type(error).__name__
+    code = "TIMEOUT" if isinstance(error, httpx.TimeoutException) else "CONNECTION_ERROR"
+    return Verdict(retry=list(unit.rows), retry_reason=(code, f"{name}: {error}" if str(error) else name))

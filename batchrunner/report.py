@@ -1,0 +1,88 @@
+"""results.csv, errors.csv and summary.json, built from the journal (the run's truth).
+
+Contract (DESIGN.md): results.csv has exactly one line per input data row, in input order, the
+input's columns unchanged followed by the `_` columns; errors.csv holds the failed, invalid and
+not_attempted rows with the same columns (a valid input for the same job). Files are written to a
+temporary name and renamed, so a crash never leaves a half-written report that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from batchrunner.journal import DONE, Journal
+from batchrunner.outcome import RERUNNABLE, Status
+
+RESULT_COLUMNS = ("_row", "_operation", "_status", "_error_code", "_error_message", "_attempts", "_result",
+                  "_finished_at")
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def results_frame(frame: pl.DataFrame, journal: Journal, stop: tuple[str, str] | None,
+                  run_dir: Path | None = None) -> pl.DataFrame:
+    rows = journal.all_rows()
+    outcomes = pl.DataFrame(
+        rows,
+        schema={"idx": pl.Int64, "_operation": pl.String, "state": pl.String, "status": pl.String,
+                "_error_code": pl.String, "_error_message": pl.String, "_attempts": pl.Int64, "_result": pl.String,
+                "_finished_at": pl.String},
+        orient="row",
+    )
+    if stop is not None:
+        why = f"the run stopped before this row ({stop[0]}: {stop[1]})"
+    else:
+        why = "the run stopped before this row"
+    if run_dir is not None:
+        why += f"; continue with: batchrunner resume {run_dir}"
+    not_done = pl.col("state") != DONE
+    outcomes = outcomes.with_columns(
+        pl.when(not_done).then(pl.lit(Status.NOT_ATTEMPTED.value)).otherwise(pl.col("status")).alias("_status"),
+        pl.when(not_done).then(pl.lit("NOT_ATTEMPTED")).otherwise(pl.col("_error_code")).alias("_error_code"),
+        pl.when(not_done).then(pl.lit(why)).otherwise(pl.col("_error_message")).alias("_error_message"),
+        (pl.col("idx") + 1).alias("_row"),
+    ).sort("idx")
+    assert outcomes.height == frame.height, "the journal must hold every input row"
+    return pl.concat([frame, outcomes.select(RESULT_COLUMNS)], how="horizontal")
+
+
+def write_reports(run_dir: Path, frame: pl.DataFrame, journal: Journal, summary: dict[str, Any],
+                  stop: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Write the three reports; return the summary with counts filled in."""
+    results = results_frame(frame, journal, stop, run_dir if stop else None)
+    atomic_write(run_dir / "results.csv", lambda p: results.write_csv(p))
+    errors = results.filter(pl.col("_status").is_in([s.value for s in RERUNNABLE]))
+    atomic_write(run_dir / "errors.csv", lambda p: errors.write_csv(p))
+    counts = {s.value: 0 for s in Status}
+    for status, n in results.group_by("_status").len().iter_rows():
+        counts[status] = n
+    codes = {
+        code: n
+        for code, n in results.filter(pl.col("_error_code").is_not_null()).group_by("_error_code").len()
+        .sort("len", descending=True).iter_rows()
+    }
+    summary = {**summary, "rows": results.height, "counts": counts, "error_codes": codes}
+    text = json.dumps(summary, indent=2, default=str) + "\n"
+    atomic_write(run_dir / "summary.json", lambda p: p.write_text(text, encoding="utf-8"))
+    return summary
+
+
+def exit_code_for(counts: dict[str, int], stopped: bool) -> int:
+    """0 all succeeded/skipped; 1 some failed or invalid; 3 stopped early and resumable."""
+    if stopped or counts.get(Status.NOT_ATTEMPTED.value, 0):
+        return 3
+    if counts.get(Status.FAILED.value, 0) or counts.get(Status.INVALID.value, 0):
+        return 1
+    return 0

@@ -1,0 +1,19 @@
+"""Build the sandbox app a job asks for: both emulators, with the job's budgets and faults."""
+
+from __future__ import annotations
+
+from batchrunner.job import SandboxSettings
+from batchrunner.sandbox.app import SandboxApp
+
+
+def build_sandbox(settings: SandboxSettings | None = None) -> SandboxApp:
+    from batchrunner.sandbox.salesforce import SalesforceEmulator
+    from batchrunner.sandbox.salesloft import SalesloftEmulator
+
+    settings = settings or SandboxSettings()
+    emulators = [
+        SalesforceEmulator(api_limit=settings.api_limit, api_used=settings.api_used,
+                           partial_save_allowed=settings.partial_save_allowed),
+        SalesloftEmulator(budget_per_minute=settings.budget_per_minute),
+    ]
+    return SandboxApp(emulators)
