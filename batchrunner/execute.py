@@ -115,6 +115,7 @@ class Executor:
         self.progress_enabled = progress
         self.bar: tqdm | None = None
         self._stop_requested = False
+        self.io = _IO(self)
 
     # -- recording --------------------------------------------------------------------------
     def record(self, outcomes: Sequence[RowOutcome]) -> None:
@@ -139,7 +140,7 @@ class Executor:
             for wave in waves:
                 if self.stopping:
                     break
-                units = await self.session.prepare(wave, self.rows, _IO(self))
+                units = await self.session.prepare(wave, self.rows, self.io)
                 await self._run_wave(units)
         finally:
             self.bar.close()
@@ -184,7 +185,9 @@ class Executor:
                 return
             payload = self.rows.rows(unit.rows)
             request = self.session.build_request(unit, payload)
-            async with self.concurrency:
+            response: httpx.Response | None = None
+            error: Exception | None = None
+            async with self.concurrency:  # held for the send only: a verdict may need look-ups
                 self.journal.start(unit.rows)
                 unit.attempts += 1
                 self.stats.requests += 1
@@ -194,14 +197,16 @@ class Executor:
                     response = await self.session.client.send(request)
                     await response.aread()
                 except httpx.TransportError as exc:
-                    self.stats.transport_errors += 1
-                    verdict = self.session.transport_error(unit, exc)
-                else:
-                    code = response.status_code
-                    self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
-                    if code == 429:
-                        self.stats.responses_429 += 1
-                    verdict = self.session.interpret(unit, payload, response)
+                    error = exc
+            if response is None:
+                self.stats.transport_errors += 1
+                verdict = await self.session.transport_error(unit, payload, error, self.io)
+            else:
+                code = response.status_code
+                self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
+                if code == 429:
+                    self.stats.responses_429 += 1
+                verdict = await self.session.interpret(unit, payload, response, self.io)
             self.limiter.observe(verdict.rate)
             if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
                 self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1

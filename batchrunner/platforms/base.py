@@ -152,9 +152,16 @@ class Session(Protocol):
 
     def build_request(self, unit: WorkUnit, rows: list[dict[str, Any]]) -> httpx.Request: ...
 
-    def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response) -> Verdict: ...
+    async def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response,
+                        io: SessionIO) -> Verdict:
+        """Read a response into a verdict; ``io`` allows a confirming look-up (is the person
+        already on the cadence?) before an outcome is decided."""
+        ...
 
-    def transport_error(self, unit: WorkUnit, error: Exception) -> Verdict: ...
+    async def transport_error(self, unit: WorkUnit, rows: list[dict[str, Any]], error: Exception,
+                              io: SessionIO) -> Verdict:
+        """A request whose answer never came: the session may check what happened before a resend."""
+        ...
 
     def read_rate(self, response: httpx.Response) -> RateSignal:
         """The budget signal of any response (look-ups included)."""

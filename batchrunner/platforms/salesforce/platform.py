@@ -46,13 +46,15 @@ class SalesforceSession:
         url = f"/services/data/v{self.api_version}/actions/standard/{wire}"
         return self.client.build_request("POST", url, json={"inputs": self.inputs(unit.operation, rows)})
 
-    def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response) -> Verdict:
+    async def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response,
+                        io: SessionIO) -> Verdict:
         return responses.interpret(unit, response, self.api_reserve)
 
     def read_rate(self, response: httpx.Response):
         return responses.rate_signal(response)
 
-    def transport_error(self, unit: WorkUnit, error: Exception) -> Verdict:
+    async def transport_error(self, unit: WorkUnit, rows: list[dict[str, Any]], error: Exception,
+                              io: SessionIO) -> Verdict:
         return responses.transport_error(unit, error)
 
     async def aclose(self) -> None:
