@@ -161,6 +161,9 @@ def _operations(args: argparse.Namespace) -> int:
                 need = "required" if f.required else "optional"
                 if any(f.name in g for g in op.one_of):
                     need = "one of " + "/".join(next(g for g in op.one_of if f.name in g))
+                for unless, group in op.one_of_unless:
+                    if f.name in group:
+                        need = "one of " + "/".join(group) + f" (unless {unless})"
                 extra = f"; default {f.default}" if f.default else ""
                 print(f"      {f.name:<26} {need:<40} {f.type.label}{extra}")
         print()

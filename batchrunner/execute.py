@@ -24,7 +24,7 @@ from tqdm import tqdm
 from batchrunner.clock import Clock, SystemClock
 from batchrunner.journal import Journal
 from batchrunner.outcome import RowOutcome, Status
-from batchrunner.platforms.base import RowSource, Session, Verdict, WorkUnit
+from batchrunner.platforms.base import RowSource, Session, StopRun, Verdict, WorkUnit
 from batchrunner.ratelimit import RateLimiter
 
 
@@ -140,7 +140,11 @@ class Executor:
             for wave in waves:
                 if self.stopping:
                     break
-                units = await self.session.prepare(wave, self.rows, self.io)
+                try:
+                    units = await self.session.prepare(wave, self.rows, self.io)
+                except StopRun as stop:
+                    self.request_stop(stop.code, stop.message)
+                    break
                 await self._run_wave(units)
         finally:
             self.bar.close()
@@ -198,15 +202,18 @@ class Executor:
                     await response.aread()
                 except httpx.TransportError as exc:
                     error = exc
-            if response is None:
-                self.stats.transport_errors += 1
-                verdict = await self.session.transport_error(unit, payload, error, self.io)
-            else:
-                code = response.status_code
-                self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
-                if code == 429:
-                    self.stats.responses_429 += 1
-                verdict = await self.session.interpret(unit, payload, response, self.io)
+            try:
+                if response is None:
+                    self.stats.transport_errors += 1
+                    verdict = await self.session.transport_error(unit, payload, error, self.io)
+                else:
+                    code = response.status_code
+                    self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
+                    if code == 429:
+                        self.stats.responses_429 += 1
+                    verdict = await self.session.interpret(unit, payload, response, self.io)
+            except StopRun as stop:
+                verdict = Verdict(stop=(stop.code, stop.message))
             self.limiter.observe(verdict.rate)
             if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
                 self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1

@@ -52,7 +52,7 @@ def check_job(job: Job, catalog: Catalog, api_version: float | None) -> None:
 
 
 def _in_one_of(op, name: str) -> bool:
-    return any(name in group for group in op.one_of)
+    return any(name in group for group in op.one_of) or any(name in g for _, g in op.one_of_unless)
 
 
 @dataclass
@@ -97,14 +97,25 @@ def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = 
                                    pl.lit(f"{f.name} is required for {operation.name} and this row has none")))
             for p in problems:
                 rules.append(_Rule(is_op & raw.is_not_null() & p.when, p.code, p.message))
-            if f.send:
-                values.setdefault(f.name, []).append((operation.name, wire))
+            values.setdefault(f.name, []).append((operation.name, wire))  # look-up inputs too
         for group in operation.one_of:
             given = pl.sum_horizontal([_raw(operation.field(n), present).is_not_null().cast(pl.Int32) for n in group])
             names = " or ".join(group)
             rules.append(_Rule(is_op & (given == 0), "REQUIRED_FIELD_MISSING",
                                pl.lit(f"{operation.name} needs {names}; this row has neither")))
             rules.append(_Rule(is_op & (given > 1), "CONFLICTING_FIELDS",
+                               pl.lit(f"{operation.name} takes only one of {names}; this row gives both")))
+        for group in operation.at_most_one:
+            given = pl.sum_horizontal([_raw(operation.field(n), present).is_not_null().cast(pl.Int32) for n in group])
+            rules.append(_Rule(is_op & (given > 1), "CONFLICTING_FIELDS",
+                               pl.lit(f"{operation.name} takes only one of {' or '.join(group)}; this row gives more")))
+        for unless, group in operation.one_of_unless:
+            absent = _raw(operation.field(unless), present).is_null()
+            given = pl.sum_horizontal([_raw(operation.field(n), present).is_not_null().cast(pl.Int32) for n in group])
+            names = " or ".join(group)
+            rules.append(_Rule(is_op & absent & (given == 0), "REQUIRED_FIELD_MISSING",
+                               pl.lit(f"{operation.name} without {unless} needs {names}; this row has neither")))
+            rules.append(_Rule(is_op & absent & (given > 1), "CONFLICTING_FIELDS",
                                pl.lit(f"{operation.name} takes only one of {names}; this row gives both")))
     code = pl.when(rules[0].when).then(pl.lit(rules[0].code))
     message = pl.when(rules[0].when).then(rules[0].message)

@@ -43,6 +43,10 @@ class Operation:
     target_fields: tuple[str, ...] = ()
     min_api_version: float | None = None
     aliases: tuple[str, ...] = ()
+    #: groups of fields of which a row may give at most one (e.g. user_id / user_email)
+    at_most_one: tuple[tuple[str, ...], ...] = ()
+    #: groups needed only when the row does not give ``when_absent`` (remove by person needs a cadence)
+    one_of_unless: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -184,3 +188,13 @@ class Platform(Protocol):
 
 
 TokenProvider = Callable[[], Awaitable[str]]
+
+
+class StopRun(Exception):
+    """Raised by a session when the run cannot go on (auth lost during a look-up): the executor
+    stops sending and leaves unsent rows pending for `resume`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

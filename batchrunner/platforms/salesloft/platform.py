@@ -1,0 +1,284 @@
+"""The Salesloft platform: one request per person, look-ups first, outcomes confirmed.
+
+Sources: salesloft-create-cadence-membership.txt and API-FACTS.md (Salesloft section): query
+parameters on POST, `{"data":...}` / `{"error":...}` / `{"errors":{field:[...]}}` bodies, the
+per-team cost budget and its headers, and no idempotency key (a POST whose answer was lost is
+checked with a GET before it is sent again).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from batchrunner.errors import JobError
+from batchrunner.job import Job
+from batchrunner.outcome import RowOutcome, Status
+from batchrunner.platforms.base import Catalog, RateSignal, RowSource, SessionIO, StopRun, Verdict, WorkUnit
+from batchrunner.platforms.salesloft.lookups import Lookups
+from batchrunner.platforms.salesloft.operations import CATALOG
+
+DEFAULT_BASE_URL = "https://api.salesloft.com"
+SANDBOX_TOKEN = "sandbox-token"
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+
+
+def rate_signal(response: httpx.Response) -> RateSignal:
+    signal = RateSignal()
+    headers = response.headers
+    for name, attr in (("x-ratelimit-remaining-minute", "remaining"), ("x-ratelimit-endpoint-cost", "cost")):
+        try:
+            setattr(signal, attr, float(headers[name]))
+        except (KeyError, ValueError):
+            pass
+    try:
+        signal.retry_after = max(0.0, float(headers["retry-after"]))
+    except (KeyError, ValueError):
+        pass
+    signal.pause_all = response.status_code == 429
+    return signal
+
+
+def error_text(response: httpx.Response) -> str:
+    """The server's messages joined: `{"error": "..."}` or `{"errors": {field: [...]}}`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        if isinstance(body.get("errors"), dict):
+            parts = []
+            for field, messages in body["errors"].items():
+                messages = messages if isinstance(messages, list) else [messages]
+                parts.extend(f"{field} {m}" if field != "base" else str(m) for m in messages)
+            return "; ".join(parts)
+        if body.get("error"):
+            return str(body["error"])
+    return str(body)[:300]
+
+
+class SalesloftSession:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.lookups = Lookups()
+        self.resolved: dict[int, dict[str, int]] = {}  # row -> ids to send
+
+    def rows_per_request(self, operation: str) -> int:
+        return 1
+
+    def request_cost(self, unit: WorkUnit) -> float:
+        return 1.0
+
+    def read_rate(self, response: httpx.Response) -> RateSignal:
+        return rate_signal(response)
+
+    # -- look-ups ---------------------------------------------------------------------------
+    async def prepare(self, units: list[WorkUnit], rows: RowSource, io: SessionIO) -> list[WorkUnit]:
+        indices = [r for u in units for r in u.rows]
+        data = dict(zip(indices, rows.rows(indices), strict=True))
+        emails = {d["person_email"] for d in data.values() if d.get("person_email")}
+        crm_ids = {d["person_crm_id"] for d in data.values() if d.get("person_crm_id")}
+        names = {d["cadence_name"] for d in data.values() if d.get("cadence_name")}
+        await self.lookups.people(io, emails=emails, crm_ids=crm_ids)
+        await self.lookups.cadences(io, names)
+        if any(d.get("user_email") for d in data.values()):
+            await self.lookups.users(io)
+        ready: list[WorkUnit] = []
+        failed: list[RowOutcome] = []
+        for unit in units:
+            row = unit.rows[0]
+            ids, problem = self._resolve(data[row])
+            if problem is not None:
+                failed.append(RowOutcome(row, Status.FAILED, problem[0], problem[1]))
+                continue
+            if unit.operation == "remove" and "membership_id" not in ids:
+                membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                if membership is None:
+                    failed.append(RowOutcome(row, Status.SKIPPED, "NOT_ON_CADENCE",
+                                             f"person {ids['person_id']} is not currently on cadence {ids['cadence_id']}"))
+                    continue
+                ids["membership_id"] = int(membership["id"])
+            self.resolved[row] = ids
+            ready.append(unit)
+        io.record(failed)
+        return ready
+
+    def _resolve(self, row: dict[str, Any]) -> tuple[dict[str, int], tuple[str, str] | None]:
+        ids: dict[str, int] = {k: int(row[k]) for k in ("person_id", "cadence_id", "user_id", "step_id", "task_id",
+                                                         "membership_id") if row.get(k) is not None}
+        lk = self.lookups
+        checks = (
+            ("person_email", "person_id", lk.people_by_email, "person", "with email"),
+            ("person_crm_id", "person_id", lk.people_by_crm, "person", "with crm_id"),
+            ("user_email", "user_id", lk.users_by_email or {}, "user", "with email"),
+        )
+        for field, target, cache, noun, how in checks:
+            value = row.get(field)
+            if value is None:
+                continue
+            if (field, value) in lk.errors or (field == "user_email" and (field, "*") in lk.errors):
+                return ids, ("LOOKUP_FAILED", f"could not look up {noun} {how} {value}: "
+                             f"{lk.errors.get((field, value)) or lk.errors.get((field, '*'))}")
+            found = cache.get(value, [])
+            if not found:
+                return ids, (f"{noun.upper()}_NOT_FOUND", f"no Salesloft {noun} {how} {value}")
+            if len(found) > 1:
+                return ids, (f"AMBIGUOUS_{noun.upper()}",
+                             f"{len(found)} Salesloft {noun}s {how} {value} (ids {', '.join(map(str, found))}); "
+                             f"give {target} instead")
+            ids[target] = found[0]
+        name = row.get("cadence_name")
+        if name is not None:
+            if ("cadence_name", name) in lk.errors:
+                return ids, ("LOOKUP_FAILED", f"could not look up cadence {name!r}: {lk.errors[('cadence_name', name)]}")
+            found_cadences = lk.cadences_by_name.get(name, [])
+            if not found_cadences:
+                return ids, ("CADENCE_NOT_FOUND", f"no Salesloft cadence named {name!r} visible to this API key")
+            if len(found_cadences) > 1:
+                listed = ", ".join(str(c.get("id")) for c in found_cadences)
+                return ids, ("AMBIGUOUS_CADENCE",
+                             f"{len(found_cadences)} cadences are named {name!r} (ids {listed}); give cadence_id instead")
+            ids["cadence_id"] = int(found_cadences[0]["id"])
+        return ids, None
+
+    async def current_membership(self, io: SessionIO, person_id: int, cadence_id: int) -> dict[str, Any] | None:
+        response = await io.request("GET", "/v2/cadence_memberships", params={
+            "person_id": person_id, "cadence_id": cadence_id, "currently_on_cadence": "true", "per_page": 100})
+        if response.status_code == 401:
+            raise StopRun("AUTH_LOST", "Salesloft refused the API key during a membership look-up")
+        if response.status_code != 200:
+            return None
+        for membership in response.json().get("data") or []:
+            if (membership.get("currently_on_cadence") and (membership.get("person") or {}).get("id") == person_id
+                    and (membership.get("cadence") or {}).get("id") == cadence_id):
+                return membership
+        return None
+
+    # -- requests ---------------------------------------------------------------------------
+    def build_request(self, unit: WorkUnit, rows: list[dict[str, Any]]) -> httpx.Request:
+        ids = self.resolved[unit.rows[0]]
+        if unit.operation == "remove":
+            return self.client.build_request("DELETE", f"/v2/cadence_memberships/{ids['membership_id']}")
+        params = {k: ids[k] for k in ("person_id", "cadence_id", "user_id", "step_id", "task_id") if k in ids}
+        # seed doc: the parameters go in the query string; the sample sends an empty body
+        return self.client.build_request("POST", "/v2/cadence_memberships", params=params)
+
+    async def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response,
+                        io: SessionIO) -> Verdict:
+        row = unit.rows[0]
+        ids = self.resolved[row]
+        status = response.status_code
+        verdict = Verdict(rate=rate_signal(response))
+        if status in TRANSIENT:
+            verdict.retry, verdict.retry_reason = [row], (f"HTTP_{status}", error_text(response))
+            return verdict
+        if status == 401:
+            verdict.stop = ("AUTH_LOST", f"Salesloft answered 401: {error_text(response)}")
+            return verdict
+        if unit.operation == "add":
+            if status in (200, 201):
+                verdict.outcomes.append(RowOutcome(row, Status.SUCCEEDED, result=_membership_result(response)))
+            elif status == 422:
+                # the exact "already on cadence" answer is unconfirmed (API-FACTS): ask, don't parse
+                membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                if membership is not None:
+                    verdict.outcomes.append(RowOutcome(
+                        row, Status.SKIPPED, "ALREADY_ON_CADENCE", "the person is already on this cadence",
+                        result={"membership_id": membership.get("id"), "current_state": membership.get("current_state")}))
+                else:
+                    verdict.outcomes.append(RowOutcome(row, Status.FAILED, "VALIDATION_ERROR", error_text(response)))
+            else:
+                verdict.outcomes.append(RowOutcome(row, Status.FAILED, _code(status), error_text(response)))
+            return verdict
+        # remove
+        if status in (200, 204):
+            verdict.outcomes.append(RowOutcome(row, Status.SUCCEEDED, result={"membership_id": ids["membership_id"]}))
+        elif status == 404 and await self._membership_ended(io, ids["membership_id"]):
+            verdict.outcomes.append(RowOutcome(row, Status.SKIPPED, "NOT_ON_CADENCE",
+                                               f"membership {ids['membership_id']} is not currently on its cadence"))
+        else:
+            verdict.outcomes.append(RowOutcome(row, Status.FAILED, _code(status), error_text(response)))
+        return verdict
+
+    async def _membership_ended(self, io: SessionIO, membership_id: int) -> bool:
+        response = await io.request("GET", f"/v2/cadence_memberships/{membership_id}")
+        if response.status_code != 200:
+            return False
+        return not (response.json().get("data") or {}).get("currently_on_cadence", True)
+
+    async def transport_error(self, unit: WorkUnit, rows: list[dict[str, Any]], error: Exception,
+                              io: SessionIO) -> Verdict:
+        """No idempotency key (API-FACTS): before sending again, ask whether it already happened."""
+        row = unit.rows[0]
+        ids = self.resolved[row]
+        reason = ("TIMEOUT" if isinstance(error, httpx.TimeoutException) else "CONNECTION_ERROR",
+                  f"{type(error).__name__}: {error}".rstrip(": "))
+        try:
+            if unit.operation == "add":
+                membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                if membership is not None:
+                    result = {"membership_id": membership.get("id"), "current_state": membership.get("current_state"),
+                              "added_at": membership.get("added_at"), "reconciled": True}
+                    return Verdict(outcomes=[RowOutcome(row, Status.SUCCEEDED, result=result)])
+            elif await self._membership_ended(io, ids["membership_id"]):
+                return Verdict(outcomes=[RowOutcome(row, Status.SUCCEEDED,
+                                                    result={"membership_id": ids["membership_id"], "reconciled": True})])
+        except httpx.TransportError:
+            pass
+        return Verdict(retry=[row], retry_reason=reason)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _code(status: int) -> str:
+    return {404: "NOT_FOUND", 403: "FORBIDDEN", 422: "VALIDATION_ERROR"}.get(status, f"HTTP_{status}")
+
+
+def _membership_result(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json().get("data") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return {"membership_id": data.get("id"), "current_state": data.get("current_state"),
+            "added_at": data.get("added_at")}
+
+
+class SalesloftPlatform:
+    name = "salesloft"
+
+    def catalog_for(self, job: Job | None = None) -> Catalog:
+        return CATALOG
+
+    def api_version(self, job: Job) -> str | None:
+        return None
+
+    def rows_per_request(self, job: Job, operation: str) -> int:
+        return 1
+
+    def budget_per_minute(self, job: Job) -> float | None:
+        return float(job.limits.requests_per_minute)
+
+    def endpoint(self, job: Job) -> tuple[str | None, dict[str, str], str]:
+        conn = job.connection
+        if conn.sandbox:
+            return conn.base_url, {"Authorization": f"Bearer {SANDBOX_TOKEN}"}, conn.base_url or "in-process sandbox"
+        auth = dict(conn.auth)
+        method = auth.pop("method", "api_key")
+        if method != "api_key":
+            raise JobError(f"connection.auth.method {method!r} is not supported yet; use \"api_key\".")
+        token_env = auth.get("token_env", "SALESLOFT_API_KEY")
+        token = os.environ.get(token_env)
+        if not token:
+            raise JobError(f"No Salesloft API key: set the environment variable {token_env} "
+                           "(or set [connection] sandbox = true to use the emulator).")
+        url = (conn.base_url or DEFAULT_BASE_URL).rstrip("/")
+        return url, {"Authorization": f"Bearer {token}"}, url
+
+    async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient]
+                           ) -> SalesloftSession:
+        base_url, headers, _ = self.endpoint(job)
+        return SalesloftSession(make_client(base_url, headers))
