@@ -45,6 +45,23 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("job", type=Path)
     val.add_argument("--input", type=Path, help="check this CSV instead of the job's input")
 
+    res = sub.add_parser("resume", help="finish a run that stopped (crash, Ctrl-C, budget stop)",
+                         description="Continue a run from its journal. Rows that already have an outcome are "
+                         "never sent again; rows that were in flight when it stopped are checked with the "
+                         "platform first (or reported UNKNOWN_OUTCOME when that cannot be known). Rewrites the "
+                         "run directory's reports.", epilog=EPILOG)
+    res.add_argument("run_dir", type=Path, help="the run directory (it holds journal.sqlite)")
+    res.add_argument("--allow-changed-input", action="store_true",
+                     help="resume even though the input file's sha256 changed since the run started")
+    res.add_argument("--no-progress", action="store_true")
+
+    rty = sub.add_parser("retry", help="a new run of the same job over an earlier run's failed and not_attempted rows",
+                         description="Start a new run of the run's job over the rows that failed or were not "
+                         "attempted. Their input lines are copied to RUN_DIR/retry-input.csv.", epilog=EPILOG)
+    rty.add_argument("run_dir", type=Path)
+    rty.add_argument("--output-dir", type=Path)
+    rty.add_argument("--no-progress", action="store_true")
+
     ops = sub.add_parser("operations", help="list the operations of a platform and their fields",
                          description="The operation catalog: operations, their fields, which are required and "
                          "what values are allowed.")
@@ -68,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "resume":
+            return _resume(args)
+        if args.command == "retry":
+            return _retry(args)
         if args.command == "validate":
             return _validate(args)
         if args.command == "operations":
@@ -102,7 +123,11 @@ def _run(args: argparse.Namespace) -> int:
     for note in prepared.loaded.notes:
         print(f"note: {note}")
     result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir, dry_run=args.dry_run,
-                                            progress=False if args.no_progress else None))
+                                            progress=False if args.no_progress else None, handle_signals=True))
+    return _finish(result)
+
+
+def _finish(result) -> int:
     counts = result.summary["counts"]
     print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no rows")
     if result.summary.get("stopped"):
@@ -111,6 +136,29 @@ def _run(args: argparse.Namespace) -> int:
     print(f"report: {result.run_dir / 'results.csv'}")
     print(f"run directory: {result.run_dir}")
     return result.exit_code
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from batchrunner.runner import resume
+
+    print(f"resuming {args.run_dir}")
+    result = resume(args.run_dir, allow_changed_input=args.allow_changed_input,
+                    progress=False if args.no_progress else None, handle_signals=True)
+    return _finish(result)
+
+
+def _retry(args: argparse.Namespace) -> int:
+    import anyio
+
+    from batchrunner.job import load_job
+    from batchrunner.runner import prepare, retry_rows, run_prepared
+
+    job_path, input_path = retry_rows(args.run_dir)
+    prepared = prepare(load_job(job_path), input_path)
+    print(_banner(prepared))
+    result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir,
+                                            progress=False if args.no_progress else None, handle_signals=True))
+    return _finish(result)
 
 
 def _validate(args: argparse.Namespace) -> int:

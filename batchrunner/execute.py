@@ -48,6 +48,8 @@ class ExecStats:
     transport_errors: int = 0
     status_counts: dict[int, int] = field(default_factory=dict)
     stopped: tuple[str, str] | None = None  # (code, message) of the stop
+    rate_wait: float = 0.0  # seconds spent waiting on the rate limiter and backoffs
+    api_usage: dict[str, int | None] | None = None  # last Sforce-Limit-Info seen
 
 
 class _IO:
@@ -235,7 +237,7 @@ class Executor:
                 self.stats.splits += 1
                 half = len(rows) // 2
                 for part in (rows[:half], rows[half:]):
-                    requeue(WorkUnit(unit.operation, part, unit.attempts, verdict.split_reason, unit.failures))
+                    requeue(unit.part(part, last_error=verdict.split_reason))
                 return WorkUnit(unit.operation, [])
             code, message = verdict.split_reason or ("REQUEST_REJECTED", "the platform rejected the request")
             self.record([RowOutcome(r, Status.FAILED, code, message, attempts=unit.attempts) for r in rows])
@@ -256,4 +258,4 @@ class Executor:
             delay = self.policy.backoff(failures, self.rng)
             self.limiter.waited += delay
             await self.clock.sleep(delay)
-        return WorkUnit(unit.operation, list(verdict.retry), unit.attempts, reason, failures)
+        return unit.part(list(verdict.retry), last_error=reason, failures=failures)

@@ -7,7 +7,10 @@ own module and is testable alone; this module only wires them and owns the run d
 from __future__ import annotations
 
 import math
+import os
 import random
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +24,9 @@ import polars as pl
 from batchrunner import __version__
 from batchrunner.clock import Clock
 from batchrunner.execute import ExecStats, Executor, RetryPolicy
-from batchrunner.job import Job
+from batchrunner.errors import JobError
+from batchrunner.job import Job, load_job
+from batchrunner.lock import RunLock
 from batchrunner.journal import Journal, utc_now
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.plan import Plan, plan
@@ -29,7 +34,7 @@ from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
 from batchrunner.report import exit_code_for, write_reports
 from batchrunner.rows import FrameRows
-from batchrunner.source import LoadedInput, load_input
+from batchrunner.source import LoadedInput, file_sha256, load_input, read_csv
 from batchrunner.validate import CODE, IDX, MESSAGE, OP, check_job, validate
 
 SANDBOX_BASE = "http://sandbox.local"
@@ -102,6 +107,10 @@ def _client_factory(job: Job, app: Any | None):
     return make
 
 
+def lock_for(output_dir: Path, job_name: str) -> RunLock:
+    return RunLock(output_dir / f".{job_name}.lock")
+
+
 async def run_prepared(
     prepared: Prepared,
     *,
@@ -111,52 +120,72 @@ async def run_prepared(
     clock: Clock | None = None,
     rng: random.Random | None = None,
     progress: bool | None = None,
+    handle_signals: bool = False,
 ) -> RunResult:
-    job, loaded, validated, the_plan = prepared.job, prepared.loaded, prepared.validated, prepared.plan
-    started = time.monotonic()
-    started_at = utc_now()
-    run_dir = new_run_dir(Path(output_dir) if output_dir else job.output_dir, job.name)
+    """Start a new run of a prepared job: a run directory, a journal holding every row, then send."""
+    job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
+    out = Path(output_dir) if output_dir else job.output_dir
+    lock = lock_for(out, job.name)
+    run_dir = new_run_dir(out, job.name)
+    try:
+        lock.acquire(run_dir)
+    except BaseException:
+        run_dir.rmdir()
+        raise
     journal = Journal(run_dir / "journal.sqlite")
     try:
         journal.set_meta(job_path=str(job.path), job_name=job.name, platform=job.platform,
-                         input_path=str(loaded.path), input_sha256=loaded.sha256, created_at=started_at,
-                         sandbox=job.is_sandbox, version=__version__)
+                         input_path=str(loaded.path), input_sha256=loaded.sha256, created_at=utc_now(),
+                         sandbox=job.is_sandbox, version=__version__, output_dir=str(out))
         journal.add_rows(validated.select(IDX, OP).iter_rows())
         invalid = prepared.invalid.select(IDX, CODE, MESSAGE).iter_rows()
         journal.finish([RowOutcome(i, Status.INVALID, c, m) for i, c, m in invalid])
-        journal.finish(the_plan.duplicates)
-        stats = ExecStats()
-        if dry_run:
-            stats.stopped = ("DRY_RUN", "--dry-run: nothing was sent")
-        elif the_plan.requests:
-            stats = await _execute(prepared, journal, sandbox_app, clock, rng, progress)
-        summary = {
-            "job": job.name, "job_file": str(job.path), "platform": job.platform,
-            "target": "sandbox" if job.is_sandbox else "live", "endpoint": prepared.target,
-            "input_file": str(loaded.path), "input_sha256": loaded.sha256,
-            "requests_sent": stats.requests, "retries": stats.retries, "responses_429": stats.responses_429,
-            "transport_errors": stats.transport_errors, "batch_splits": stats.splits,
-            "http_statuses": {str(k): v for k, v in sorted(stats.status_counts.items())},
-            "rate_limit_wait_seconds": round(getattr(stats, "rate_wait", 0.0), 3),
-            "api_usage": getattr(stats, "api_usage", None),
-            "stopped": None if stats.stopped is None else {"code": stats.stopped[0], "message": stats.stopped[1]},
-            "started_at": started_at, "finished_at": utc_now(),
-            "duration_seconds": round(time.monotonic() - started, 3), "batchrunner_version": __version__,
-        }
-        counts = journal.counts()
-        if dry_run:
-            code = 1 if counts.get("invalid") else 0
-        else:
-            code = exit_code_for(counts, stats.stopped is not None)
-        summary["exit_code"] = code
-        summary = write_reports(run_dir, loaded.frame, journal, summary, stats.stopped)
-        return RunResult(run_dir, code, summary, stats)
+        journal.finish(prepared.plan.duplicates)
+        return await _send_and_report(prepared, prepared.plan, run_dir, journal, dry_run=dry_run,
+                                      sandbox_app=sandbox_app, clock=clock, rng=rng, progress=progress,
+                                      handle_signals=handle_signals)
     finally:
         journal.close()
+        lock.release()
 
 
-async def _execute(prepared: Prepared, journal: Journal, sandbox_app: Any | None, clock: Clock | None,
-                   rng: random.Random | None, progress: bool | None) -> ExecStats:
+async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, journal: Journal, *,
+                           dry_run: bool = False, sandbox_app: Any | None = None, clock: Clock | None = None,
+                           rng: random.Random | None = None, progress: bool | None = None,
+                           handle_signals: bool = False, resumed: bool = False) -> RunResult:
+    job, loaded = prepared.job, prepared.loaded
+    started = time.monotonic()
+    started_at = utc_now()
+    stats = ExecStats()
+    if dry_run:
+        stats.stopped = ("DRY_RUN", "--dry-run: nothing was sent")
+    elif the_plan.requests:
+        stats = await _execute(prepared, the_plan, journal, sandbox_app, clock, rng, progress, handle_signals)
+    summary = {
+        "job": job.name, "job_file": str(job.path), "platform": job.platform,
+        "target": "sandbox" if job.is_sandbox else "live", "endpoint": prepared.target,
+        "input_file": str(loaded.path), "input_sha256": loaded.sha256, "resumed": resumed,
+        "requests_sent": stats.requests, "retries": stats.retries, "responses_429": stats.responses_429,
+        "transport_errors": stats.transport_errors, "batch_splits": stats.splits,
+        "http_statuses": {str(k): v for k, v in sorted(stats.status_counts.items())},
+        "rate_limit_wait_seconds": round(stats.rate_wait, 3), "api_usage": stats.api_usage,
+        "stopped": None if stats.stopped is None else {"code": stats.stopped[0], "message": stats.stopped[1]},
+        "started_at": started_at, "finished_at": utc_now(),
+        "duration_seconds": round(time.monotonic() - started, 3), "batchrunner_version": __version__,
+    }
+    counts = journal.counts()
+    if dry_run:
+        code = 1 if counts.get("invalid") else 0
+    else:
+        code = exit_code_for(counts, stats.stopped is not None)
+    summary["exit_code"] = code
+    summary = write_reports(run_dir, loaded.frame, journal, summary, stats.stopped)
+    return RunResult(run_dir, code, summary, stats)
+
+
+async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox_app: Any | None,
+                   clock: Clock | None, rng: random.Random | None, progress: bool | None,
+                   handle_signals: bool) -> ExecStats:
     job = prepared.job
     session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
     try:
@@ -168,19 +197,108 @@ async def _execute(prepared: Prepared, journal: Journal, sandbox_app: Any | None
             policy=RetryPolicy(job.limits.max_attempts, job.limits.backoff_base, job.limits.backoff_max),
             clock=clock, rng=rng, progress=progress,
         )
-        stats = await executor.run(prepared.plan.waves, prepared.plan.rows_to_send)
-        stats.rate_wait = limiter.waited  # type: ignore[attr-defined]
+        async with anyio.create_task_group() as tg:
+            if handle_signals:
+                tg.start_soon(_watch_signals, executor, tg.cancel_scope)
+            await executor.run(the_plan.waves, the_plan.rows_to_send)
+            tg.cancel_scope.cancel()
+        stats = executor.stats  # also when a stop's grace period cancelled requests in flight
+        stats.rate_wait = limiter.waited
         if limiter.api_limit is not None:
-            stats.api_usage = {"used": limiter.api_used, "limit": limiter.api_limit}  # type: ignore[attr-defined]
+            stats.api_usage = {"used": limiter.api_used, "limit": limiter.api_limit}
         return stats
     finally:
         await session.aclose()
 
 
-def run_job(job: Job, *, input_path: Path | None = None, output_dir: Path | None = None, dry_run: bool = False,
-            progress: bool | None = None) -> RunResult:
-    prepared = prepare(job, input_path)
-    return anyio.run(lambda: run_prepared(prepared, output_dir=output_dir, dry_run=dry_run, progress=progress))
+GRACE_SECONDS = 30.0  # how long a stop waits for requests already in flight
+
+
+async def _watch_signals(executor: Executor, scope: anyio.CancelScope) -> None:
+    """First SIGINT/SIGTERM: stop sending, let in-flight requests finish (bounded), then report.
+    Second: leave at once (the journal is consistent: every outcome was committed as it came)."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if executor.stopping:
+                print("\nsecond interrupt: exiting now; `batchrunner resume` continues from the journal",
+                      file=sys.stderr, flush=True)
+                os._exit(3)
+            name = signal.Signals(signum).name
+            print(f"\n{name}: finishing requests in flight, then writing the reports (again to quit now)",
+                  file=sys.stderr, flush=True)
+            executor.request_stop("INTERRUPTED", f"stopped by {name}")
+            scope.deadline = anyio.current_time() + GRACE_SECONDS
+
+
+def resume(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any | None = None,
+           clock: Clock | None = None, progress: bool | None = None, handle_signals: bool = False) -> RunResult:
+    return anyio.run(lambda: resume_async(run_dir, allow_changed_input=allow_changed_input, sandbox_app=sandbox_app,
+                                          clock=clock, progress=progress, handle_signals=handle_signals))
+
+
+async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any | None = None,
+                       clock: Clock | None = None, progress: bool | None = None,
+                       handle_signals: bool = False) -> RunResult:
+    """Finish a run that stopped. Rows with an outcome are never sent again; rows that were in
+    flight are checked by the platform session before anything is re-sent."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "journal.sqlite").is_file():
+        raise JobError(f"{run_dir} is not a run directory (it has no journal.sqlite).")
+    journal = Journal(run_dir / "journal.sqlite")
+    try:
+        meta = journal.meta()
+        job = load_job(meta["job_path"])
+        input_path = Path(meta["input_path"])
+        if not input_path.is_file():
+            raise JobError(f"The run's input file is gone: {input_path}")
+        if file_sha256(input_path) != meta["input_sha256"] and not allow_changed_input:
+            raise JobError(f"The input file {input_path} changed since this run started (sha256 differs); the "
+                           "journal's row numbers may no longer match. Use --allow-changed-input to go on anyway.")
+        lock = lock_for(Path(meta.get("output_dir") or run_dir.parent), job.name)
+        lock.acquire(run_dir)
+        try:
+            prepared = prepare(job, input_path)
+            if prepared.validated.height != len(journal.all_rows()):
+                raise JobError("The input no longer has the journal's rows; it cannot be resumed.")
+            pending = set(journal.indices("pending"))
+            unsure = set(journal.indices("in_flight"))
+            catalog = prepared.platform.catalog_for(job)
+            sizes = {op.name: prepared.platform.rows_per_request(job, op.name) for op in catalog.operations}
+            the_plan = plan(prepared.validated, catalog, sizes, only=pending | unsure)
+            journal.finish([d for d in the_plan.duplicates])
+            attempts = {row[0]: row[6] for row in journal.all_rows() if row[0] in unsure}
+            for wave in the_plan.waves:
+                for i, unit in enumerate(wave):
+                    mine = frozenset(unit.rows) & unsure
+                    if mine:
+                        wave[i] = unit.part(unit.rows, unsure=mine, attempts=max(attempts[r] for r in mine))
+            return await _send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
+                                          clock=clock, progress=progress, handle_signals=handle_signals,
+                                          resumed=True)
+        finally:
+            lock.release()
+    finally:
+        journal.close()
+
+
+def retry_rows(run_dir: Path) -> tuple[Path, Path]:
+    """Write the earlier run's failed and not_attempted rows as a new input file; return
+    (job path, input path) for a new run over them."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "journal.sqlite").is_file():
+        raise JobError(f"{run_dir} is not a run directory (it has no journal.sqlite).")
+    journal = Journal(run_dir / "journal.sqlite")
+    try:
+        meta = journal.meta()
+        rows = [r[0] for r in journal.all_rows() if r[2] != "done" or r[3] == Status.FAILED.value]
+    finally:
+        journal.close()
+    job = load_job(meta["job_path"])
+    frame = read_csv(Path(meta["input_path"]), job.encoding, job.delimiter)
+    subset = frame[rows] if rows else frame.clear()
+    target = run_dir / "retry-input.csv"
+    subset.write_csv(target)
+    return Path(meta["job_path"]), target
 
 
 def estimate_seconds(prepared: Prepared, latency: float = 1.0) -> float:

@@ -99,6 +99,15 @@ class WorkUnit:
     attempts: int = 0  # requests already sent carrying these rows
     last_error: tuple[str, str] | None = None  # (code, message) of the last failed attempt
     failures: int = 0  # transient failures so far (what max_attempts limits; splits do not count)
+    #: rows sent by an earlier process whose answer was never read (resume): the session checks
+    #: what happened before sending them again, or reports UNKNOWN_OUTCOME
+    unsure: frozenset[int] = frozenset()
+
+    def part(self, rows: list[int], **changes: Any) -> WorkUnit:
+        """A unit over some of these rows, keeping the history (attempts, failures, unsure)."""
+        values = {"attempts": self.attempts, "last_error": self.last_error, "failures": self.failures,
+                  "unsure": self.unsure & frozenset(rows), **changes}
+        return WorkUnit(self.operation, rows, **values)
 
 
 @dataclass

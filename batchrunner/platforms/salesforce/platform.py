@@ -10,11 +10,14 @@ import httpx
 
 from batchrunner.errors import JobError
 from batchrunner.job import Job
+from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import Catalog, RowSource, SessionIO, Verdict, WorkUnit
 from batchrunner.platforms.salesforce import responses
 from batchrunner.platforms.salesforce.operations import build_catalog
 
 DEFAULT_API_VERSION = "62.0"
+#: operations that may be sent again when an earlier send's answer was lost
+RESENDABLE = frozenset({"assign", "modify_tracker", "select_template"})
 SANDBOX_TOKEN = "sandbox-token"
 
 
@@ -35,7 +38,25 @@ class SalesforceSession:
         return 1.0
 
     async def prepare(self, units: list[WorkUnit], rows: RowSource, io: SessionIO) -> list[WorkUnit]:
-        return units
+        """Rows whose earlier send has no known answer (resume): assign, modify_tracker and
+        select_template are sent again (assign's "already in a cadence" answer then means it was
+        done); the others are not idempotent (a second Skip skips a second step), so they are
+        reported UNKNOWN_OUTCOME for a person to check rather than risk doing them twice."""
+        ready: list[WorkUnit] = []
+        unknown: list[RowOutcome] = []
+        for unit in units:
+            if not unit.unsure or unit.operation in RESENDABLE:
+                ready.append(unit)
+                continue
+            unknown += [RowOutcome(r, Status.FAILED, "UNKNOWN_OUTCOME",
+                                   f"{unit.operation} was sent before the run stopped and its answer was lost; "
+                                   "check this target in Salesforce before sending it again", attempts=unit.attempts)
+                        for r in unit.rows if r in unit.unsure]
+            rest = [r for r in unit.rows if r not in unit.unsure]
+            if rest:
+                ready.append(unit.part(rest))
+        io.record(unknown)
+        return ready
 
     def inputs(self, operation: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         names = [f.name for f in self._ops[operation].fields if f.send]
@@ -48,7 +69,15 @@ class SalesforceSession:
 
     async def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response,
                         io: SessionIO) -> Verdict:
-        return responses.interpret(unit, response, self.api_reserve)
+        verdict = responses.interpret(unit, response, self.api_reserve)
+        if unit.unsure and unit.operation == "assign":
+            for outcome in verdict.outcomes:
+                if outcome.row in unit.unsure and outcome.status == Status.FAILED and responses.already_assigned(
+                        outcome.message):
+                    outcome.status, outcome.code = Status.SUCCEEDED, None
+                    outcome.result = {"reconciled": True, "platform_said": outcome.message}
+                    outcome.message = None
+        return verdict
 
     def read_rate(self, response: httpx.Response):
         return responses.rate_signal(response)

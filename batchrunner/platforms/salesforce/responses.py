@@ -38,6 +38,12 @@ def rate_signal(response: httpx.Response) -> RateSignal:
     return signal
 
 
+def already_assigned(message: str | None) -> bool:
+    """Does an assign failure say the target is already in a cadence? (The exact wording is not
+    documented; this matches the forms seen: "already assigned", "already in a cadence".)"""
+    return bool(message) and re.search(r"already (assigned|in (a|the|this) (sales )?cadence)", message, re.I) is not None
+
+
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()

@@ -87,7 +87,7 @@ class SalesloftSession:
         if any(d.get("user_email") for d in data.values()):
             await self.lookups.users(io)
         ready: list[WorkUnit] = []
-        failed: list[RowOutcome] = []
+        failed: list[RowOutcome] = []  # outcomes decided here (misses, skips, reconciled)
         for unit in units:
             row = unit.rows[0]
             ids, problem = self._resolve(data[row])
@@ -96,12 +96,20 @@ class SalesloftSession:
                 continue
             if unit.operation == "remove" and "membership_id" not in ids:
                 membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                if membership is None and row in unit.unsure:  # our DELETE went through before the crash
+                    failed.append(RowOutcome(row, Status.SUCCEEDED, result={"reconciled": True}, attempts=unit.attempts))
+                    continue
                 if membership is None:
                     failed.append(RowOutcome(row, Status.SKIPPED, "NOT_ON_CADENCE",
                                              f"person {ids['person_id']} is not currently on cadence {ids['cadence_id']}"))
                     continue
                 ids["membership_id"] = int(membership["id"])
             self.resolved[row] = ids
+            if row in unit.unsure:
+                done = await self._already_done(unit, ids, io)
+                if done is not None:
+                    failed.append(done)
+                    continue
             ready.append(unit)
         io.record(failed)
         return ready
@@ -208,6 +216,20 @@ class SalesloftSession:
         if response.status_code != 200:
             return False
         return not (response.json().get("data") or {}).get("currently_on_cadence", True)
+
+    async def _already_done(self, unit: WorkUnit, ids: dict[str, int], io: SessionIO) -> RowOutcome | None:
+        """For a row sent before a crash with no answer read: did it happen? (No idempotency key.)"""
+        row = unit.rows[0]
+        if unit.operation == "add":
+            membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+            if membership is not None:
+                return RowOutcome(row, Status.SUCCEEDED, result={
+                    "membership_id": membership.get("id"), "current_state": membership.get("current_state"),
+                    "added_at": membership.get("added_at"), "reconciled": True}, attempts=unit.attempts)
+        elif await self._membership_ended(io, ids["membership_id"]):
+            return RowOutcome(row, Status.SUCCEEDED, result={"membership_id": ids["membership_id"], "reconciled": True},
+                              attempts=unit.attempts)
+        return None
 
     async def transport_error(self, unit: WorkUnit, rows: list[dict[str, Any]], error: Exception,
                               io: SessionIO) -> Verdict:
