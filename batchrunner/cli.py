@@ -69,10 +69,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sbx = sub.add_parser("sandbox", help="serve the emulator of both APIs over HTTP",
                          description="Serve the sandbox (an emulator of the Salesforce actions and Salesloft APIs) "
-                         "on a real port. Point a job at it with [connection] sandbox = true and instance_url / "
-                         "base_url = \"http://127.0.0.1:PORT\". The token is 'sandbox-token'.")
+                         "on a real port. Point a job at it with [connection] sandbox = true and instance_url "
+                         "(Salesforce) or base_url (Salesloft) = \"http://127.0.0.1:PORT\". Tokens: Salesforce "
+                         "'sandbox-token', Salesloft 'sandbox-key'. State lives as long as the server.")
     sbx.add_argument("--host", default="127.0.0.1")
     sbx.add_argument("--port", type=int, default=8765)
+    sbx.add_argument("--job", type=Path, help="take budgets and fault injection from this job's [sandbox] table")
+    sbx.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="one [sandbox] setting, e.g. --set error_rate=0.05 --set budget_per_minute=600 "
+                     "(see the README's [sandbox] reference); repeatable, applied after --job")
     return parser
 
 
@@ -221,13 +226,21 @@ def _operations(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from batchrunner.job import SandboxSettings, load_job, sandbox_settings
     from batchrunner.sandbox.factory import build_sandbox
 
-    print(f"sandbox listening on http://{args.host}:{args.port} (token: sandbox-token); Ctrl-C to stop",
-          file=sys.stderr)
-    uvicorn.run(build_sandbox(), host=args.host, port=args.port, log_level="warning")
+    settings = load_job(args.job).sandbox if args.job else SandboxSettings()
+    overrides: dict[str, str] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise JobError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    settings = sandbox_settings(settings, overrides)
+    print(f"sandbox listening on http://{args.host}:{args.port} (Salesforce token 'sandbox-token', "
+          "Salesloft key 'sandbox-key'); Ctrl-C to stop", file=sys.stderr, flush=True)
+    uvicorn.run(build_sandbox(settings), host=args.host, port=args.port, log_level="warning")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

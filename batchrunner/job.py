@@ -28,6 +28,7 @@ class Limits:
     backoff_base: float = 1.0  # seconds; exponential backoff with full jitter
     backoff_max: float = 60.0
     api_reserve: int = 0  # Salesforce: stop before the org's remaining daily calls fall below this
+    rate_window: str = "fixed"  # Salesloft budget window: "fixed" clock minute or "rolling" 60 s (unconfirmed)
 
 
 @dataclass
@@ -123,6 +124,22 @@ def _typed_table(table: Any, cls: type, where: str) -> Any:
     return cls(**values)
 
 
+def sandbox_settings(base: SandboxSettings, overrides: dict[str, str]) -> SandboxSettings:
+    """``base`` with string overrides (from ``batchrunner sandbox --set``) parsed to each field's type."""
+    hints = get_type_hints(SandboxSettings)
+    values: dict[str, Any] = {}
+    for key, text in overrides.items():
+        if key not in hints:
+            raise JobError(f"Unknown sandbox setting {key!r}.{did_you_mean(key, list(hints))}")
+        kind = hints[key]
+        try:
+            values[key] = (text.lower() in ("1", "true", "yes", "on")) if kind is bool else kind(text)
+        except ValueError:
+            raise JobError(f"sandbox setting {key} must be a {kind.__name__}, got {text!r}") from None
+    merged = dataclasses.asdict(base) | values
+    return _typed_table(merged, SandboxSettings, "sandbox")
+
+
 def load_job(path: str | Path) -> Job:
     """Read and check a job file. Raises ``JobError`` naming the first mistake."""
     path = Path(path)
@@ -196,6 +213,8 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
     )
     if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
         raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")
+    if job.limits.rate_window not in ("fixed", "rolling"):
+        raise JobError(f"limits.rate_window must be \"fixed\" or \"rolling\", got {job.limits.rate_window!r}.")
     if job.operation is None and job.operation_column is None:
         raise JobError("Give operation = \"...\" (for every row) or columns.operation (a column naming each row's).")
     return job

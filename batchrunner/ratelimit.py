@@ -1,13 +1,26 @@
 """One rate limiter per platform connection, shared by every worker.
 
-A token bucket paces requests to the configured budget (cost per minute); server signals correct
-it: a 429 or a ``Retry-After`` pauses *every* worker, not only the one that was told, and a low
-``remaining`` budget header holds requests until the window turns. Built on anyio so it runs under
-asyncio and trio alike, and on an injected clock so its arithmetic is testable without sleeping.
+A token bucket paces requests to the configured budget (cost per minute). Server signals correct
+it, because the budget is shared with integrations this process cannot see:
+
+* ``x-ratelimit-remaining-minute`` (Salesloft) is tracked as an estimate of what is left in the
+  current window, lowered by every request sent; when it would fall below ``margin`` (the requests
+  that may be in flight and not yet counted in the last header) every worker waits for the window
+  to turn instead of spending into a 429.
+* a 429 pauses *every* worker, not only the one that got it: until the next window (a clock
+  minute, plus slack for clock skew, plus jitter) when no ``Retry-After`` says otherwise.
+* ``Retry-After``, when present, is obeyed as given (plus jitter).
+
+Whether Salesloft's window is a clock minute or a rolling 60 s is unconfirmed (API-FACTS), so it
+is a setting (``limits.rate_window``): "fixed" (default) waits for the next clock minute; "rolling"
+waits a fraction of the window and lets the next header say what has been freed. Both are safe
+either way round, only slower when wrong. Built on anyio (asyncio and trio alike) and on an
+injected clock, so the arithmetic is tested without sleeping.
 """
 
 from __future__ import annotations
 
+import math
 import random
 
 import anyio
@@ -15,10 +28,17 @@ import anyio
 from batchrunner.clock import Clock, SystemClock
 from batchrunner.platforms.base import RateSignal
 
+WINDOWS = ("fixed", "rolling")
+EPS = 1e-6
+MIN_WAIT = 1e-3
+
 
 class RateLimiter:
     def __init__(self, per_minute: float | None = None, *, clock: Clock | None = None, burst: float | None = None,
-                 rng: random.Random | None = None, window: float = 60.0) -> None:
+                 rng: random.Random | None = None, window: float = 60.0, window_kind: str = "fixed",
+                 margin: float = 0.0, slack: float = 1.0) -> None:
+        if window_kind not in WINDOWS:
+            raise ValueError(f"window_kind must be one of {WINDOWS}, got {window_kind!r}")
         self.clock = clock or SystemClock()
         self.rate = per_minute / 60.0 if per_minute else None  # tokens per second
         # a small burst keeps any 60 s window at or under the budget, whatever its alignment
@@ -27,18 +47,33 @@ class RateLimiter:
         self.updated = self.clock.now()
         self.paused_until = 0.0
         self.window = window
+        self.window_kind = window_kind
+        self.margin = margin  # budget kept back for requests in flight when the last header was written
+        self.slack = slack  # seconds after a window boundary before trusting it turned (clock skew)
         self.rng = rng or random.Random()
         self.lock = anyio.Lock()
+        self.remaining: float | None = None  # estimate of the server's budget left in this window
+        self._remaining_window: int | None = None
         self.waited = 0.0  # seconds spent waiting on the limiter (reported in summary.json)
         self.pauses = 0
         self.api_used: int | None = None
         self.api_limit: int | None = None
+
+    # -- time ---------------------------------------------------------------------------
+    def _window_index(self) -> int:
+        return math.floor((self.clock.wall() - self.slack) / self.window)
+
+    def seconds_to_next_window(self) -> float:
+        """Seconds until the current clock window has surely turned (boundary + slack)."""
+        wall = self.clock.wall()
+        return (self._window_index() + 1) * self.window + self.slack - wall
 
     def _refill(self, now: float) -> None:
         if self.rate is not None:
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
+    # -- spending -------------------------------------------------------------------------
     async def acquire(self, cost: float = 1.0) -> None:
         """Wait until ``cost`` may be spent. Waiters queue on a lock, so they are served in turn."""
         async with self.lock:
@@ -47,13 +82,31 @@ class RateLimiter:
                 if now < self.paused_until:
                     await self._wait(self.paused_until - now)
                     continue
-                if self.rate is None:
-                    return
-                self._refill(now)
-                if self.tokens >= cost or (self.tokens >= self.capacity and cost > self.capacity):
+                self._forget_stale_remaining()
+                if self.remaining is not None and self.remaining - cost < self.margin:
+                    await self._wait(self._budget_wait())
+                    self.remaining = None  # the next response says what the new window holds
+                    continue
+                if self.rate is not None:
+                    self._refill(now)
+                    # EPS: float refills (0.1 s x 10/s = 0.9999...) must not spin on a vanishing wait
+                    if not (self.tokens >= cost - EPS or (self.tokens >= self.capacity - EPS and cost > self.capacity)):
+                        await self._wait(max((cost - self.tokens) / self.rate, MIN_WAIT))
+                        continue
                     self.tokens -= cost
-                    return
-                await self._wait((cost - self.tokens) / self.rate)
+                if self.remaining is not None:
+                    self.remaining -= cost
+                return
+
+    def _forget_stale_remaining(self) -> None:
+        if self.window_kind == "fixed" and self.remaining is not None and self._remaining_window != self._window_index():
+            self.remaining = None
+
+    def _budget_wait(self) -> float:
+        """How long to hold everyone when the shared budget is spent."""
+        if self.window_kind == "fixed":
+            return self.seconds_to_next_window() + self.rng.uniform(0, 1.0)
+        return self.window * self.rng.uniform(0.1, 0.2)
 
     async def _wait(self, seconds: float) -> None:
         self.waited += seconds
@@ -66,6 +119,7 @@ class RateLimiter:
             self.paused_until = until
             self.pauses += 1
 
+    # -- what the server said ---------------------------------------------------------------
     def observe(self, signal: RateSignal) -> None:
         """Apply what a response said about the budget."""
         if signal.api_used is not None:
@@ -73,13 +127,18 @@ class RateLimiter:
         if signal.retry_after is not None:
             self.pause(signal.retry_after + self.rng.uniform(0, 1.0))
         elif signal.pause_all:
-            # no Retry-After: wait out the rest of the window (unknown alignment), with jitter
-            self.pause(self.window * self.rng.uniform(0.5, 1.0) if self.rate is None else self._until_refilled())
+            # a 429 without Retry-After: everyone waits for the window to turn, with jitter
+            if self.window_kind == "fixed":
+                self.pause(self.seconds_to_next_window() + self.rng.uniform(0, 1.0))
+            else:
+                self.pause(self.window * self.rng.uniform(0.5, 1.0))
             self.tokens = 0.0
-        if signal.remaining is not None and self.rate is not None:
-            # the server knows what others spent from the shared budget: never hold more than it has
-            self._refill(self.clock.now())
-            self.tokens = min(self.tokens, max(0.0, float(signal.remaining) - 1.0))
-
-    def _until_refilled(self) -> float:
-        return self.window * (0.5 + self.rng.uniform(0, 0.5))
+            self.remaining = None
+            return
+        if signal.remaining is not None:
+            index = self._window_index()
+            if self.remaining is None or self._remaining_window != index or self.window_kind == "rolling":
+                self.remaining = float(signal.remaining)
+            else:
+                self.remaining = min(self.remaining, float(signal.remaining))
+            self._remaining_window = index

@@ -189,7 +189,8 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
     job = prepared.job
     session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
     try:
-        limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng)
+        limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
+                              window_kind=job.limits.rate_window, margin=max(0, job.limits.concurrency - 1))
         fields = [c for c in prepared.validated.columns if not c.startswith("__") and c != OP]
         executor = Executor(
             session, FrameRows(prepared.validated, fields), journal, limiter,

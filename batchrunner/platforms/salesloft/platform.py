@@ -22,7 +22,7 @@ from batchrunner.platforms.salesloft.lookups import Lookups
 from batchrunner.platforms.salesloft.operations import CATALOG
 
 DEFAULT_BASE_URL = "https://api.salesloft.com"
-SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_TOKEN = "sandbox-key"  # the seed team's default API key (sample_data/sandbox/salesloft_team.json)
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
 
