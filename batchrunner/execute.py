@@ -21,6 +21,7 @@ import anyio.abc
 import httpx
 from tqdm import tqdm
 
+from batchrunner import failpoints
 from batchrunner.clock import Clock, SystemClock
 from batchrunner.journal import Journal
 from batchrunner.outcome import RowOutcome, Status
@@ -204,6 +205,7 @@ class Executor:
                     await response.aread()
                 except httpx.TransportError as exc:
                     error = exc
+                failpoints.hit("execute.after_send")
             try:
                 if response is None:
                     self.stats.transport_errors += 1
@@ -220,6 +222,7 @@ class Executor:
             if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
                 self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1
             unit = await self._apply(unit, verdict, requeue)
+            failpoints.hit("execute.after_record")
 
     async def _apply(self, unit: WorkUnit, verdict: Verdict, requeue: Callable[[WorkUnit], None]) -> WorkUnit:
         """Record what is final; return the unit still to send now (empty when done)."""

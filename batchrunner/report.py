@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from batchrunner import failpoints
 from batchrunner.journal import DONE, Journal
 from batchrunner.outcome import RERUNNABLE, Status
 
@@ -26,6 +27,7 @@ def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic)."""
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
+    failpoints.hit("report.writing")
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)

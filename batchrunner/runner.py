@@ -21,7 +21,7 @@ import anyio
 import httpx
 import polars as pl
 
-from batchrunner import __version__
+from batchrunner import __version__, failpoints
 from batchrunner.clock import Clock
 from batchrunner.execute import ExecStats, Executor, RetryPolicy
 from batchrunner.errors import JobError
@@ -160,6 +160,7 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
     if dry_run:
         stats.stopped = ("DRY_RUN", "--dry-run: nothing was sent")
     elif the_plan.requests:
+        failpoints.hit("run.before_send")
         stats = await _execute(prepared, the_plan, journal, sandbox_app, clock, rng, progress, handle_signals)
     summary = {
         "job": job.name, "job_file": str(job.path), "platform": job.platform,

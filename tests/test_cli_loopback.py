@@ -5,64 +5,27 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import cli, copy_demo_job, sandbox_server
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "batchrunner", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def sandbox_url():
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "batchrunner", "sandbox", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                httpx.get(f"{url}/services/data/", timeout=1)
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"sandbox did not start: {server.stderr.read() if server.stderr else ''}")
-                time.sleep(0.05)
+    with sandbox_server() as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+
+
+def _cli(*args: str, cwd: Path):
+    return cli(*args, cwd=cwd)
 
 
 def _copy_job(tmp_path: Path, job: str, csv_name: str, url_key: str, url: str) -> Path:
-    """The demo job with its connection pointed at the served sandbox (same CSV, same columns)."""
-    (tmp_path / "data").mkdir(exist_ok=True)
-    shutil.copy(REPO / "sample_data" / csv_name, tmp_path / "data" / csv_name)
-    text = (REPO / "jobs" / job).read_text(encoding="utf-8")
-    text = text.replace("../sample_data/", "data/").replace('output_dir = "../runs"', 'output_dir = "runs"')
-    text = text.replace("sandbox = true", f'sandbox = true\n{url_key} = "{url}"')
-    path = tmp_path / job
-    path.write_text(text, encoding="utf-8")
-    return path
+    return copy_demo_job(tmp_path, job, csv_name, url)
 
 
 def _results(stdout: str) -> tuple[Path, list[dict[str, str]]]:

@@ -26,6 +26,11 @@ class SandboxApp:
         self._lock = threading.Lock()
 
     def dispatch(self, request: SandboxRequest) -> SandboxResponse:
+        if request.path == "/_sandbox/audit":
+            # the emulators' own records (e.g. how often each target was assigned), for crash tests
+            with self._lock:
+                return SandboxResponse(200, {type(e).__name__: e.audit() for e in self.emulators
+                                             if hasattr(e, "audit")})
         for emulator in self.emulators:
             if any(request.path.startswith(prefix) for prefix in emulator.prefixes):
                 with self._lock:

@@ -22,6 +22,7 @@ from batchrunner.platforms.salesloft.lookups import Lookups
 from batchrunner.platforms.salesloft.operations import CATALOG
 
 DEFAULT_BASE_URL = "https://api.salesloft.com"
+PLURAL = {"person": "people", "user": "users"}
 SANDBOX_TOKEN = "sandbox-key"  # the seed team's default API key (sample_data/sandbox/salesloft_team.json)
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
@@ -135,7 +136,7 @@ class SalesloftSession:
                 return ids, (f"{noun.upper()}_NOT_FOUND", f"no Salesloft {noun} {how} {value}")
             if len(found) > 1:
                 return ids, (f"AMBIGUOUS_{noun.upper()}",
-                             f"{len(found)} Salesloft {noun}s {how} {value} (ids {', '.join(map(str, found))}); "
+                             f"{len(found)} Salesloft {PLURAL[noun]} {how} {value} (ids {', '.join(map(str, found))}); "
                              f"give {target} instead")
             ids[target] = found[0]
         name = row.get("cadence_name")

@@ -1,0 +1,31 @@
+"""Named places where a test can make the process die as a real crash would (SIGKILL).
+
+``BATCHRUNNER_FAILPOINT=execute.after_send:3`` kills the process the third time that point is
+reached. Nothing happens when the variable is unset, which is always the case outside the crash
+tests; the points mark the moments a crash is hardest to survive:
+
+* ``run.before_send``   the journal holds every row, no request has been sent
+* ``execute.after_send`` a request was answered but its outcome is not yet journaled (in flight)
+* ``execute.after_record`` an outcome was just committed
+* ``report.writing``    results.csv is half written (the temporary file exists, not yet renamed)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_ENV = "BATCHRUNNER_FAILPOINT"
+_hits: dict[str, int] = {}
+
+
+def hit(name: str) -> None:
+    spec = os.environ.get(_ENV)
+    if not spec:
+        return
+    wanted, _, nth = spec.partition(":")
+    if wanted != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

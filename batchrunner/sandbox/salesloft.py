@@ -1,0 +1,299 @@
+"""Emulator of the Salesloft API parts batchrunner uses: cadence memberships, people, cadences, users.
+
+Sources, cited beside each rule: "seed" = salesloft-create-cadence-membership.txt (query parameters,
+visibility and teammate rules, one membership per person and cadence), "API-FACTS" = API-FACTS.md
+(error shapes, paging, filters, rate-limit headers and the 600-cost budget). Where both are silent
+the emulator makes a "sandbox choice", marked so.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from batchrunner.sandbox.base import SandboxRequest, SandboxResponse
+from batchrunner.sandbox.seeds import load_seed
+
+_MEMBERSHIP = re.compile(r"^/v2/cadence_memberships/(\d+)(?:\.json)?$")
+
+
+def _now_iso(clock: Callable[[], float]) -> str:
+    return datetime.fromtimestamp(clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Budget:
+    """The team's cost budget per minute (API-FACTS: 600 per team, shared by every integration).
+    "fixed" resets at each clock minute, "rolling" counts the last 60 s: which one the platform
+    uses is unconfirmed (API-FACTS), so the sandbox can be either."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float], window: str = "fixed",
+                 window_seconds: float = 60.0) -> None:
+        self.per_minute, self.clock, self.window, self.window_seconds = per_minute, clock, window, window_seconds
+        self.spent: list[tuple[float, float]] = []  # (time, cost), rolling window
+        self.minute = -1
+        self.used = 0.0
+
+    def _roll(self) -> None:
+        now = self.clock()
+        if self.window == "fixed":
+            minute = math.floor(now / self.window_seconds)
+            if minute != self.minute:
+                self.minute, self.used = minute, 0.0
+        else:
+            self.spent = [(t, c) for t, c in self.spent if t > now - self.window_seconds]
+            self.used = sum(c for _, c in self.spent)
+
+    def remaining(self) -> float:
+        self._roll()
+        return max(0.0, self.per_minute - self.used)
+
+    def spend(self, cost: float) -> bool:
+        self._roll()
+        if self.used + cost > self.per_minute:
+            return False
+        self.used += cost
+        if self.window == "rolling":
+            self.spent.append((self.clock(), cost))
+        return True
+
+
+class SalesloftEmulator:
+    prefixes = ("/v2/",)
+
+    def __init__(self, team: dict[str, Any] | None = None, *, budget_per_minute: int = 600,
+                 clock: Callable[[], float] = time.time, window: str = "fixed", window_seconds: float = 60.0) -> None:
+        seed = copy.deepcopy(team if team is not None else load_seed("salesloft_team.json"))
+        self.clock = clock
+        self.budget = Budget(budget_per_minute, clock, window, window_seconds)
+        self.users = {u["id"]: u for u in seed.get("users", [])}
+        self.keys = dict(seed.get("api_keys", {}))  # API key -> user id (API-FACTS: a key acts as its user)
+        self.people = {p["id"]: p for p in seed.get("people", [])}
+        self.cadences = {c["id"]: c for c in seed.get("cadences", [])}
+        self.memberships: dict[int, dict[str, Any]] = {}
+        self._next_id = 9_000_001
+        for m in seed.get("memberships", []):
+            self.memberships[m["id"]] = self._membership_record(m["id"], m["person_id"], m["cadence_id"],
+                                                                m["user_id"], m.get("currently_on_cadence", True))
+        self.calls: list[tuple[str, str]] = []
+        self.enrolments: dict[str, int] = {}  # "person:cadence" -> successful adds (crash tests)
+        self.rejected_429 = 0
+
+    # -- budget -------------------------------------------------------------------------------
+    def spend_external(self, cost: float) -> None:
+        """Another integration of the same team spends from the shared budget (fault injection)."""
+        self.budget.spend(min(cost, self.budget.remaining()))
+
+    @staticmethod
+    def _cost(request: SandboxRequest) -> float:
+        # API-FACTS: most requests cost 1; list pages beyond page 100 cost 3 to 30
+        page = request.param("page")
+        return 3.0 if page and page.isdigit() and int(page) > 100 else 1.0
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        self.calls.append((request.method, request.path))
+        cost = self._cost(request)
+        user_id = self.keys.get(request.bearer_token() or "")
+        if user_id is None:  # API-FACTS: 401 is {"error": "..."}; sandbox choice: no team, no budget spent
+            return SandboxResponse(401, {"error": "Unauthorized"})
+        if not self.budget.spend(cost):  # API-FACTS: exhaustion answers 429; no Retry-After is documented
+            self.rejected_429 += 1
+            return self._with_headers(SandboxResponse(429, {"error": "Rate limit exceeded"}), cost)
+        user = self.users[user_id]
+        response = self._route(request, user)
+        return self._with_headers(response, cost)
+
+    def _with_headers(self, response: SandboxResponse, cost: float) -> SandboxResponse:
+        # API-FACTS: every response carries the cost and what is left of the minute's budget
+        response.headers.update({"x-ratelimit-endpoint-cost": str(int(cost)),
+                                 "x-ratelimit-remaining-minute": str(int(self.budget.remaining()))})
+        return response
+
+    def _route(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
+        path, method = request.path.rstrip("/"), request.method
+        if path in ("/v2/cadence_memberships", "/v2/cadence_memberships.json"):
+            if method == "POST":
+                return self.add(request, user)
+            if method == "GET":
+                return self.list_memberships(request, user)
+        if m := _MEMBERSHIP.match(path):
+            if method == "GET":
+                return self.show_membership(int(m.group(1)), user)
+            if method == "DELETE":
+                return self.delete_membership(int(m.group(1)), user)
+        if path == "/v2/people" and method == "GET":
+            return self.list_people(request, user)
+        if path == "/v2/cadences" and method == "GET":
+            return self.list_cadences(request, user)
+        if path == "/v2/users" and method == "GET":
+            return self.list_users(request)
+        if path == "/v2/me" and method == "GET":
+            return SandboxResponse(200, {"data": self._user_json(user)})
+        return SandboxResponse(404, {"error": "Not Found"})
+
+    # -- visibility (seed: person and cadence must be visible to the token's user) ----------------
+    def _cadence_visible(self, cadence: dict[str, Any], user: dict[str, Any]) -> bool:
+        # sandbox choice: team cadences and shared cadences are visible to the team; a personal
+        # cadence only to its owner and to holders of the Personal Cadence Admin permission
+        return (cadence.get("team_cadence") or cadence.get("shared") or cadence["owner_id"] == user["id"]
+                or user.get("personal_cadence_admin", False))
+
+    def _person_visible(self, person: dict[str, Any], user: dict[str, Any]) -> bool:
+        # sandbox choice: people marked private are visible only to their owner (and admins)
+        return not person.get("private") or person.get("owner_id") == user["id"] or user.get("admin", False)
+
+    # -- memberships ------------------------------------------------------------------------------
+    def _membership_record(self, mid: int, person_id: int, cadence_id: int, user_id: int, on: bool) -> dict[str, Any]:
+        stamp = _now_iso(self.clock)
+        return {"id": mid, "added_at": stamp, "created_at": stamp, "updated_at": stamp, "person_deleted": False,
+                "currently_on_cadence": on, "current_state": "active" if on else "removed",
+                "cadence": {"id": cadence_id, "_href": f"https://api.salesloft.com/v2/cadences/{cadence_id}"},
+                "person": {"id": person_id, "_href": f"https://api.salesloft.com/v2/people/{person_id}"},
+                "user": {"id": user_id, "_href": f"https://api.salesloft.com/v2/users/{user_id}"},
+                "latest_action": None, "counts": {"views": 0, "clicks": 0, "replies": 0, "calls": 0,
+                                                  "sent_emails": 0, "bounces": 0}}
+
+    @staticmethod
+    def _errors(field: str, message: str) -> SandboxResponse:
+        return SandboxResponse(422, {"errors": {field: [message]}})  # API-FACTS: 422 shape
+
+    @staticmethod
+    def _int(value: str | None) -> int | None:
+        return int(value) if value is not None and value.isdigit() else None
+
+    def add(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
+        # seed: person_id and cadence_id are query parameters (the sample sends an empty body)
+        person_id, cadence_id = self._int(request.param("person_id")), self._int(request.param("cadence_id"))
+        if person_id is None or cadence_id is None:
+            field = "person_id" if person_id is None else "cadence_id"
+            return self._errors(field, "is required")
+        person, cadence = self.people.get(person_id), self.cadences.get(cadence_id)
+        # API-FACTS: 404 also when a record exists but is not visible
+        if person is None or not self._person_visible(person, user):
+            return SandboxResponse(404, {"error": "Not Found"})
+        if cadence is None or not self._cadence_visible(cadence, user):
+            return SandboxResponse(404, {"error": "Not Found"})
+        acting = user
+        if request.param("user_id") is not None:
+            acting = self.users.get(self._int(request.param("user_id")) or -1)
+            if acting is None:
+                return self._errors("user_id", "not found")
+            # seed: on a teammate's behalf needs a team cadence, the teammate's own cadence, or the
+            # Personal Cadence Admin permission
+            if acting["id"] != user["id"] and not (cadence.get("team_cadence") or cadence["owner_id"] == acting["id"]
+                                                     or user.get("personal_cadence_admin", False)):
+                return SandboxResponse(403, {"error": "You are not allowed to add people to this cadence on "
+                                                      "behalf of another user"})  # sandbox choice: 403
+        step_id = self._int(request.param("step_id"))
+        if request.param("step_id") is not None and step_id not in cadence.get("step_ids", []):
+            return self._errors("step_id", "does not belong to this cadence")  # seed: step of that cadence
+        existing = next((m for m in self.memberships.values()
+                         if m["person"]["id"] == person_id and m["cadence"]["id"] == cadence_id), None)
+        if existing is not None and existing["currently_on_cadence"]:
+            # API-FACTS: the exact answer is unconfirmed, most likely 422
+            return self._errors("base", "person is already on this cadence")
+        stamp = _now_iso(self.clock)
+        if existing is None:
+            existing = self._membership_record(self._next_id, person_id, cadence_id, acting["id"], True)
+            self._next_id += 1
+            self.memberships[existing["id"]] = existing
+        else:  # API-FACTS: one record per (person, cadence); re-adding reuses it
+            existing.update(added_at=stamp, updated_at=stamp, currently_on_cadence=True, current_state="active",
+                            user={"id": acting["id"], "_href": f"https://api.salesloft.com/v2/users/{acting['id']}"})
+        key = f"{person_id}:{cadence_id}"
+        self.enrolments[key] = self.enrolments.get(key, 0) + 1
+        return SandboxResponse(200, {"data": existing})
+
+    def _visible_membership(self, mid: int, user: dict[str, Any]) -> dict[str, Any] | None:
+        m = self.memberships.get(mid)
+        if m is None or not self._cadence_visible(self.cadences[m["cadence"]["id"]], user):
+            return None
+        return m
+
+    def show_membership(self, mid: int, user: dict[str, Any]) -> SandboxResponse:
+        m = self._visible_membership(mid, user)
+        return SandboxResponse(200, {"data": m}) if m else SandboxResponse(404, {"error": "Not Found"})
+
+    def delete_membership(self, mid: int, user: dict[str, Any]) -> SandboxResponse:
+        m = self._visible_membership(mid, user)
+        # sandbox choice: a membership no longer on its cadence answers 404, like a missing one
+        if m is None or not m["currently_on_cadence"]:
+            return SandboxResponse(404, {"error": "Not Found"})
+        m.update(currently_on_cadence=False, current_state="removed", updated_at=_now_iso(self.clock))
+        return SandboxResponse(204)  # API-FACTS: 204 (older spec)
+
+    def list_memberships(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
+        items = [m for m in self.memberships.values() if self._visible_membership(m["id"], user)]
+        # API-FACTS: filters person_id, cadence_id, currently_on_cadence; unknown filters are ignored
+        if (pid := self._int(request.param("person_id"))) is not None:
+            items = [m for m in items if m["person"]["id"] == pid]
+        if (cid := self._int(request.param("cadence_id"))) is not None:
+            items = [m for m in items if m["cadence"]["id"] == cid]
+        if (on := request.param("currently_on_cadence")) in ("true", "false"):
+            items = [m for m in items if m["currently_on_cadence"] == (on == "true")]
+        return self._page(request, items)
+
+    # -- look-ups ---------------------------------------------------------------------------------
+    def list_people(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
+        items = [p for p in self.people.values() if self._person_visible(p, user)]
+        # API-FACTS: email_addresses[] and crm_id[] filters; unknown filters silently ignored
+        if emails := {e.strip().lower() for e in request.params("email_addresses[]")}:
+            items = [p for p in items if p["email_address"].lower() in emails]
+        if crm := set(request.params("crm_id[]")):
+            items = [p for p in items if p.get("crm_id") in crm]
+        if ids := {self._int(i) for i in request.params("ids[]")}:
+            items = [p for p in items if p["id"] in ids]
+        return self._page(request, [self._person_json(p) for p in items])
+
+    def list_cadences(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
+        items = [c for c in self.cadences.values() if self._cadence_visible(c, user)]
+        if names := set(request.params("name[]")):  # API-FACTS: exact match unconfirmed; the sandbox is exact
+            items = [c for c in items if c["name"] in names]
+        if ids := {self._int(i) for i in request.params("ids[]")}:
+            items = [c for c in items if c["id"] in ids]
+        return self._page(request, [self._cadence_json(c) for c in items])
+
+    def list_users(self, request: SandboxRequest) -> SandboxResponse:
+        items = list(self.users.values())
+        if search := (request.param("search") or "").lower():  # API-FACTS: substring of name or email
+            items = [u for u in items if search in u["name"].lower() or search in u["email"].lower()]
+        data = [self._user_json(u) for u in items]
+        if request.param("page") is None:  # API-FACTS: without `page`, every user
+            return SandboxResponse(200, {"data": data, "metadata": {"paging": None}})
+        return self._page(request, data)
+
+    def _page(self, request: SandboxRequest, items: list[dict[str, Any]]) -> SandboxResponse:
+        # API-FACTS: per_page 1-100 (default 25), page from 1, next_page null at the end
+        per_page = min(100, max(1, self._int(request.param("per_page")) or 25))
+        page = max(1, self._int(request.param("page")) or 1)
+        chunk = items[(page - 1) * per_page : page * per_page]
+        more = page * per_page < len(items)
+        paging = {"per_page": per_page, "current_page": page, "next_page": page + 1 if more else None,
+                  "prev_page": page - 1 if page > 1 else None}
+        return SandboxResponse(200, {"data": chunk, "metadata": {"paging": paging}})
+
+    @staticmethod
+    def _person_json(p: dict[str, Any]) -> dict[str, Any]:
+        return {"id": p["id"], "first_name": p["first_name"], "last_name": p["last_name"],
+                "email_address": p["email_address"], "crm_id": p.get("crm_id"), "company_name": p.get("company"),
+                "owner": {"id": p.get("owner_id")}}
+
+    @staticmethod
+    def _cadence_json(c: dict[str, Any]) -> dict[str, Any]:
+        return {"id": c["id"], "name": c["name"], "team_cadence": c.get("team_cadence", False),
+                "shared": c.get("shared", False), "owner": {"id": c["owner_id"]}, "archived_at": None,
+                "draft": False}
+
+    @staticmethod
+    def _user_json(u: dict[str, Any]) -> dict[str, Any]:
+        return {"id": u["id"], "name": u["name"], "email": u["email"], "active": True}
+
+    def audit(self) -> dict[str, Any]:
+        """The team's own record of what was done, for tests that must prove nothing happened twice."""
+        return {"enrolments": dict(self.enrolments), "requests": len(self.calls), "rejected_429": self.rejected_429,
+                "on_cadence": sum(m["currently_on_cadence"] for m in self.memberships.values())}
