@@ -261,4 +261,6 @@ class Executor:
             delay = self.policy.backoff(failures, self.rng)
             self.limiter.waited += delay
             await self.clock.sleep(delay)
-        return unit.part(list(verdict.retry), last_error=reason, failures=failures)
+        unsure = unit.unsure | frozenset(verdict.retry) if verdict.maybe_applied else unit.unsure
+        return unit.part(list(verdict.retry), last_error=reason, failures=failures,
+                         unsure=unsure & frozenset(verdict.retry))

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS rows (
     result TEXT,                  -- JSON
     finished_at TEXT
 );
-CREATE INDEX IF NOT EXISTS rows_state ON rows(state);
+-- no index on state: every outcome updates it twice, while only resume reads by state (one scan)
 """
 
 

@@ -75,3 +75,28 @@ def test_limit_info_and_reserve():
 def test_transport_errors_retry():
     verdict = transport_error(WorkUnit("assign", [4, 5]), httpx.ReadTimeout("slow"))
     assert verdict.retry == [4, 5] and verdict.retry_reason[0] == "TIMEOUT"
+
+
+def test_lost_answers_are_resent_only_when_safe():
+    never_left = transport_error(WorkUnit("send_event", [1]), httpx.ConnectError("refused"), resendable=False)
+    assert never_left.retry == [1] and not never_left.maybe_applied  # nothing reached the server
+    maybe = transport_error(WorkUnit("assign", [1, 2]), httpx.RemoteProtocolError("reset"), resendable=True)
+    assert maybe.retry == [1, 2] and maybe.maybe_applied  # re-sent, its "already assigned" reconciled
+    unsafe = transport_error(WorkUnit("send_event", [3]), httpx.ReadTimeout("slow"), resendable=False)
+    assert not unsafe.retry and unsafe.outcomes[0].code == "UNKNOWN_OUTCOME"  # a second Skip would skip twice
+
+
+def test_resent_assign_answered_already_assigned_is_reconciled():
+    import anyio
+
+    from batchrunner.platforms.salesforce.operations import CATALOG
+    from batchrunner.platforms.salesforce.platform import SalesforceSession
+
+    session = SalesforceSession(httpx.AsyncClient(), CATALOG, "62.0", 200)
+    unit = WorkUnit("assign", [7, 8], unsure=frozenset({7}))
+    dup = {**FAIL, "errors": [{"statusCode": "INVALID_INPUT", "message": "Target X is already assigned to a sales "
+                                                                          "cadence (Q4 Outbound)"}]}
+    verdict = anyio.run(session.interpret, unit, [], resp(400, [dup, dup]), None)
+    first, second = verdict.outcomes
+    assert first.status == Status.SUCCEEDED and first.result["reconciled"] is True
+    assert second.status == Status.FAILED  # not sent before: "already assigned" is a real failure

@@ -139,6 +139,7 @@ class Verdict:
     split_reason: tuple[str, str] | None = None
     stop: tuple[str, str] | None = None
     rate: RateSignal = field(default_factory=RateSignal)
+    maybe_applied: bool = False  # the retried rows may already have been applied (answer lost)
 
 
 class SessionIO(Protocol):

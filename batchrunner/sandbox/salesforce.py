@@ -75,12 +75,13 @@ class SalesforceEmulator:
                 self.targets[to18(record["id"])] = record
         self.related = {to18(r) for r in seed.get("related_records", [])}
         self.trackers: dict[str, dict[str, Any]] = {}
+        self.by_target: dict[str, list[str]] = {}
         self.step_trackers: dict[str, dict[str, Any]] = {}
         self._serial = 0
         for tracker in seed.get("trackers", []):
             tracker = dict(tracker)
             tracker["id"] = to18(tracker["id"])
-            self.trackers[tracker["id"]] = tracker
+            self._add_tracker(tracker)
             self._open_step(tracker, tracker.get("current_step", 0), tracker.get("step_tracker_id"))
         self.locked_targets = {to18(t) for t in seed.get("locked_targets", [])}
         self.calls: list[tuple[str, int]] = []  # (action, inputs) per actions POST
@@ -94,9 +95,7 @@ class SalesforceEmulator:
     def _open_step(self, tracker: dict[str, Any], step: int, step_tracker_id: str | None = None) -> None:
         """Make ``step`` the tracker's active step: a new step tracker in state Active (seed:
         ActionCadenceStepTracker, State = 'Active' for the current step)."""
-        for old in self.step_trackers.values():
-            if old["tracker_id"] == tracker["id"] and old["state"] == "Active":
-                old["state"] = "Complete"
+        self._close_steps(tracker)
         tracker["current_step"] = step
         sid = to18(step_tracker_id) if step_tracker_id else self._new_id("8HF")
         self.step_trackers[sid] = {"id": sid, "tracker_id": tracker["id"], "target_id": tracker["target_id"],
@@ -105,10 +104,15 @@ class SalesforceEmulator:
 
     def _active_tracker(self, target_id: str) -> dict[str, Any] | None:
         # API-FACTS: a target has at most one active tracker
-        for tracker in self.trackers.values():
-            if tracker["target_id"] == target_id and tracker["state"] in ("Running", "Paused"):
+        for tracker_id in reversed(self.by_target.get(target_id, [])):
+            tracker = self.trackers.get(tracker_id)
+            if tracker is not None and tracker["state"] in ("Running", "Paused"):
                 return tracker
         return None
+
+    def _add_tracker(self, tracker: dict[str, Any]) -> None:
+        self.trackers[tracker["id"]] = tracker
+        self.by_target.setdefault(tracker["target_id"], []).append(tracker["id"])
 
     def _cadence(self, name_or_id: Any) -> dict[str, Any]:
         # seed: salesCadenceNameOrId is the cadence's name or ID
@@ -188,7 +192,7 @@ class SalesforceEmulator:
         extra = self._related(data)
         tracker = {"id": self._new_id("0qB"), "target_id": target, "cadence_id": to18(cadence["id"]),
                    "owner_id": owner, "state": "Running", **extra}
-        self.trackers[tracker["id"]] = tracker
+        self._add_tracker(tracker)
         self._open_step(tracker, start)
         self.assignments[target] = self.assignments.get(target, 0) + 1
         return None  # seed: assign has no output values
@@ -215,9 +219,9 @@ class SalesforceEmulator:
         self._close_steps(tracker)
 
     def _close_steps(self, tracker: dict[str, Any]) -> None:
-        for step in self.step_trackers.values():
-            if step["tracker_id"] == tracker["id"] and step["state"] == "Active":
-                step["state"] = "Complete"
+        step = self.step_trackers.get(tracker.get("step_tracker_id") or "")
+        if step is not None and step["state"] == "Active":
+            step["state"] = "Complete"
 
     def pause(self, data: dict[str, Any]) -> None:
         tracker = self._tracker_for(data, "pause")
@@ -350,10 +354,12 @@ class SalesforceEmulator:
         return SandboxResponse(400 if failed else 200, results, headers)
 
     def _snapshot(self) -> tuple[Any, ...]:
-        return copy.deepcopy((self.trackers, self.step_trackers, self.assignments, self.locked_targets, self._serial))
+        return copy.deepcopy((self.trackers, self.by_target, self.step_trackers, self.assignments, self.locked_targets,
+                              self._serial))
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        self.trackers, self.step_trackers, self.assignments, self.locked_targets, self._serial = snapshot
+        (self.trackers, self.by_target, self.step_trackers, self.assignments, self.locked_targets,
+         self._serial) = snapshot
 
     def audit(self) -> dict[str, Any]:
         """The org's own record of what was done, for tests that must prove nothing happened twice."""

@@ -17,7 +17,7 @@ from batchrunner.platforms.salesforce.operations import build_catalog
 
 DEFAULT_API_VERSION = "62.0"
 #: operations that may be sent again when an earlier send's answer was lost
-RESENDABLE = frozenset({"assign", "modify_tracker", "select_template"})
+RESENDABLE = frozenset({"assign", "modify_tracker", "select_template", "change_assignee"})
 SANDBOX_TOKEN = "sandbox-token"
 
 
@@ -84,7 +84,7 @@ class SalesforceSession:
 
     async def transport_error(self, unit: WorkUnit, rows: list[dict[str, Any]], error: Exception,
                               io: SessionIO) -> Verdict:
-        return responses.transport_error(unit, error)
+        return responses.transport_error(unit, error, resendable=unit.operation in RESENDABLE)
 
     async def aclose(self) -> None:
         await self.client.aclose()

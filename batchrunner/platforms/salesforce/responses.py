@@ -129,7 +129,22 @@ def interpret(unit: WorkUnit, response: httpx.Response, api_reserve: int = 0) ->
     return verdict
 
 
-def transport_error(unit: WorkUnit, error: Exception) -> Verdict:
+#: errors raised before the request left this machine: re-sending cannot do anything twice
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def transport_error(unit: WorkUnit, error: Exception, resendable: bool = True) -> Verdict:
+    """A request with no answer. If it never left, send it again. If it may have been applied
+    (a read timeout, a reset), only operations that are safe to repeat go again, marked
+    ``maybe_applied`` so their answer is reconciled; the others are reported UNKNOWN_OUTCOME for
+    a person to check rather than risk doing them twice (a second Skip skips a second step)."""
     name = type(error).__name__
     code = "TIMEOUT" if isinstance(error, httpx.TimeoutException) else "CONNECTION_ERROR"
-    return Verdict(retry=list(unit.rows), retry_reason=(code, f"{name}: {error}" if str(error) else name))
+    reason = (code, f"{name}: {error}" if str(error) else name)
+    if isinstance(error, NOT_SENT):
+        return Verdict(retry=list(unit.rows), retry_reason=reason)
+    if resendable:
+        return Verdict(retry=list(unit.rows), retry_reason=reason, maybe_applied=True)
+    message = (f"{unit.operation} was sent but its answer was lost ({reason[1]}); check this target in Salesforce "
+               "before sending it again")
+    return Verdict(outcomes=[RowOutcome(r, Status.FAILED, "UNKNOWN_OUTCOME", message) for r in unit.rows])

@@ -1,0 +1,221 @@
+"""Benchmarks: does batchrunner use the platforms' budgets fully, without tripping them, and is the
+local work cheap? Not part of the test suite; results are ratios measured in one run.
+
+    python benchmarks/run.py            # all scenarios (about three minutes)
+    python benchmarks/run.py 1 3        # some of them
+
+1. Salesloft budget use: N enrolments against the sandbox at a known budget and latency;
+   achieved requests/minute / budget and 429s, and the same for a naive sequential httpx loop.
+2. Salesloft shared budget: another integration spends 30 % of it; utilisation of the rest, 429s.
+3. Salesforce: rows -> requests (must be ceil(rows / batch_size)); wall time / ideal
+   (requests x latency / concurrency); again with 10 % injected 503s and resets.
+4. Local overhead: 1,000,000 rows through load + validate + plan + execute + report against the
+   zero-latency in-process Salesforce sandbox: rows per second and peak RSS (in a subprocess).
+
+The Salesloft scenarios shrink the budget window from 60 s to WINDOW seconds (the budget per
+window shrinks with it, so the rate is the real 600/min-class rate) to measure many windows in a
+short run; the limiter is given the same window.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+
+from batchrunner.job import SandboxSettings, load_job
+from batchrunner.platforms.salesforce.ids import to18
+from batchrunner.ratelimit import RateLimiter
+from batchrunner.runner import prepare, run_prepared
+from batchrunner.sandbox.app import SandboxApp
+from batchrunner.sandbox.faults import FaultyApp
+from batchrunner.sandbox.salesforce import SalesforceEmulator
+from batchrunner.sandbox.salesloft import SalesloftEmulator
+from batchrunner.sandbox.seeds import load_seed
+
+WINDOW = 6.0  # seconds per budget window in scenarios 1-2 (the platform's is 60)
+RATE = 20.0  # requests per second allowed by the budget (1,200 per minute)
+LATENCY_MS = 150.0
+
+
+def _team(n: int) -> dict:
+    team = load_seed("salesloft_team.json")
+    team["people"] = [{"id": 100000 + i, "first_name": "P", "last_name": str(i), "email_address": f"p{i}@x.example.com",
+                       "owner_id": 101} for i in range(n)]
+    team["memberships"] = []
+    return team
+
+
+def _job(tmp: Path, name: str, platform: str, rows: list[str], header: str, columns: str, limits: str,
+         operation: str) -> Path:
+    (tmp / f"{name}.csv").write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    job = tmp / f"{name}.toml"
+    job.write_text(f'name = "{name}"\nplatform = "{platform}"\noperation = "{operation}"\ninput = "{name}.csv"\n'
+                   f'output_dir = "runs"\n[columns]\n{columns}\n[connection]\nsandbox = true\n[limits]\n{limits}\n',
+                   encoding="utf-8")
+    return job
+
+
+class Counting:
+    """Wraps an ASGI app; counts statuses (for 429s)."""
+
+    def __init__(self, app) -> None:
+        self.app, self.statuses = app, []
+
+    async def __call__(self, scope, receive, send):
+        async def spy(message):
+            if message["type"] == "http.response.start":
+                self.statuses.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, spy)
+
+
+def _salesloft_app(n: int, external: float) -> tuple[Counting, SalesloftEmulator]:
+    budget = int(RATE * WINDOW)
+    emulator = SalesloftEmulator(_team(n), budget_per_minute=budget, window_seconds=WINDOW)
+    settings = SandboxSettings(latency_ms=LATENCY_MS, external_spend=external, budget_per_minute=budget)
+    faulty = FaultyApp(SandboxApp([emulator]), settings)
+    faulty.settings.budget_per_minute = budget / WINDOW * 60  # external spend is per minute of budget
+    return Counting(faulty), emulator
+
+
+async def salesloft_budget(n: int, external: float = 0.0) -> dict:
+    app, emulator = _salesloft_app(n, external)
+    with tempfile.TemporaryDirectory() as tmp:
+        job = _job(Path(tmp), "sl-bench", "salesloft", [f"{100000 + i},5001" for i in range(n)], "Person,Cadence",
+                   'person_id = "Person"\ncadence_id = "Cadence"',
+                   f"concurrency = 8\nrequests_per_minute = {int(RATE * 60)}", "add")
+        prepared = prepare(load_job(job))
+        # the limiter's window must match the sandbox's shrunken one
+        import batchrunner.runner as runner_module
+
+        original = runner_module.RateLimiter
+        runner_module.RateLimiter = lambda *a, **k: original(*a, **{**k, "window": WINDOW})  # type: ignore[misc]
+        try:
+            start = time.monotonic()
+            result = await run_prepared(prepared, output_dir=Path(tmp), sandbox_app=app, progress=False)
+            elapsed = time.monotonic() - start
+        finally:
+            runner_module.RateLimiter = original
+    available = RATE * (1 - external)
+    return {"rows": n, "succeeded": result.summary["counts"]["succeeded"], "requests": len(app.statuses),
+            "seconds": round(elapsed, 1), "utilisation": round(len(app.statuses) / elapsed / available, 3),
+            "429s": app.statuses.count(429), "429_share": round(app.statuses.count(429) / len(app.statuses), 4),
+            "enrolled_twice": sum(v > 1 for v in emulator.enrolments.values())}
+
+
+async def naive_loop(n: int) -> dict:
+    """One request after another with httpx, no concurrency, no limiter: what a script does."""
+    app, emulator = _salesloft_app(n, 0.0)
+    transport = httpx.ASGITransport(app=app)
+    start = time.monotonic()
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.local",
+                                 headers={"Authorization": "Bearer sandbox-key"}) as client:
+        for i in range(n):
+            await client.post("/v2/cadence_memberships", params={"person_id": 100000 + i, "cadence_id": 5001})
+    elapsed = time.monotonic() - start
+    return {"rows": n, "succeeded": len(emulator.enrolments), "requests": len(app.statuses), "seconds": round(elapsed, 1),
+            "utilisation": round(len(app.statuses) / elapsed / RATE, 3), "429s": app.statuses.count(429)}
+
+
+async def salesforce(rows: int, batch: int, latency_ms: float, faults: bool) -> dict:
+    org = load_seed("salesforce_org.json")
+    org["leads"] = [{"id": to18(f"00Q7b{i:010d}"), "first_name": "L", "last_name": str(i)} for i in range(rows)]
+    emulator = SalesforceEmulator(org, api_limit=10**9)
+    settings = SandboxSettings(latency_ms=latency_ms, error_rate=0.1 if faults else 0.0,
+                               reset_rate=0.05 if faults else 0.0, seed=7)
+    app = Counting(FaultyApp(SandboxApp([emulator]), settings))
+    concurrency = 4
+    with tempfile.TemporaryDirectory() as tmp:
+        job = _job(Path(tmp), "sf-bench", "salesforce", [lead["id"] for lead in org["leads"]], "Lead Id",
+                   'targetId = "Lead Id"\nsalesCadenceNameOrId = { value = "Q4 Outbound" }',
+                   f"concurrency = {concurrency}\nbatch_size = {batch}\nbackoff_base = 0.05\nbackoff_max = 0.5\n"
+                   "max_attempts = 8", "assign")
+        prepared = prepare(load_job(job))
+        start = time.monotonic()
+        result = await run_prepared(prepared, output_dir=Path(tmp), sandbox_app=app, progress=False)
+        elapsed = time.monotonic() - start
+    ideal = math.ceil(rows / batch) * latency_ms / 1000 / concurrency
+    counts = result.summary["counts"]
+    return {"rows": rows, "batch_size": batch, "faults": "10% 503 + 5% resets" if faults else "none",
+            "requests": len(app.statuses), "ceil(rows/batch)": math.ceil(rows / batch),
+            "seconds": round(elapsed, 2), "ideal_seconds": round(ideal, 2), "wall/ideal": round(elapsed / ideal, 3),
+            "final_status_rows": sum(counts.values()) - counts["not_attempted"],
+            "succeeded": counts["succeeded"], "assigned_twice": sum(v > 1 for v in emulator.assignments.values())}
+
+
+def local_overhead_child(rows: int) -> None:
+    """In a subprocess: 1M rows, zero latency, in-process sandbox; prints JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.csv"
+        rng = random.Random(1)
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["Lead Id", "First Name", "Last Name", "Company", "Email"])
+            for i in range(rows):
+                lead = f"00Q7b{i:010d}"
+                w.writerow([lead if rng.random() < 0.5 else to18(lead), "Ada", f"L{i}", "Acme", f"a{i}@x.example.com"])
+        job = _job(Path(tmp), "sf-million", "salesforce", [], "Lead Id", "", "", "assign")
+        job.write_text(f'name = "sf-million"\nplatform = "salesforce"\noperation = "assign"\ninput = "big.csv"\n'
+                       'output_dir = "runs"\n[columns]\ntargetId = "Lead Id"\n'
+                       'salesCadenceNameOrId = { value = "Q4 Outbound" }\n[connection]\nsandbox = true\n'
+                       '[sandbox]\napi_limit = 1000000000\n[limits]\nconcurrency = 4\nbatch_size = 200\n',
+                       encoding="utf-8")
+        start = time.monotonic()
+        prepared = prepare(load_job(job))
+        result = anyio.run(lambda: run_prepared(prepared, output_dir=Path(tmp), progress=False))
+        elapsed = time.monotonic() - start
+        lines = sum(1 for _ in (result.run_dir / "results.csv").open(encoding="utf-8")) - 1
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": rows, "results_lines": lines, "requests": result.summary["requests_sent"],
+                      "seconds": round(elapsed, 1), "rows_per_second": int(rows / elapsed),
+                      "peak_rss_mb": int(peak_mb), "statuses": {k: v for k, v in result.summary["counts"].items() if v}}))
+
+
+def local_overhead(rows: int = 1_000_000) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(rows)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(title: str, results: list[dict]) -> None:
+    print(f"\n## {title}")
+    keys = list(dict.fromkeys(k for r in results for k in r))
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in results:
+        print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
+
+
+def main(selected: set[str]) -> None:
+    print(f"batchrunner benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}")
+    if "1" in selected:
+        table(f"1. Salesloft budget use ({RATE * 60:.0f}/min, latency {LATENCY_MS:.0f} ms, window {WINDOW:.0f} s)",
+              [{"runner": "batchrunner", **anyio.run(salesloft_budget, 600)},
+               {"runner": "naive loop", **anyio.run(naive_loop, 200)}])
+    if "2" in selected:
+        table("2. Salesloft shared budget (another integration spends 30 %)",
+              [{"runner": "batchrunner", **anyio.run(salesloft_budget, 500, 0.3)}])
+    if "3" in selected:
+        table("3. Salesforce batching and wall time (concurrency 4, latency 200 ms)",
+              [anyio.run(salesforce, 8000, 200, 200.0, False), anyio.run(salesforce, 8000, 200, 200.0, True),
+               anyio.run(salesforce, 450, 200, 200.0, False)])
+    if "4" in selected:
+        table("4. Local overhead (zero-latency in-process sandbox)", [local_overhead()])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        local_overhead_child(int(sys.argv[2]))
+    else:
+        main(set(sys.argv[1:]) or {"1", "2", "3", "4"})
