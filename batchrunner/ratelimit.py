@@ -36,7 +36,7 @@ MIN_WAIT = 1e-3
 class RateLimiter:
     def __init__(self, per_minute: float | None = None, *, clock: Clock | None = None, burst: float | None = None,
                  rng: random.Random | None = None, window: float = 60.0, window_kind: str = "fixed",
-                 margin: float = 0.0, slack: float = 1.0) -> None:
+                 margin: float = 0.0, slack: float | None = None) -> None:
         if window_kind not in WINDOWS:
             raise ValueError(f"window_kind must be one of {WINDOWS}, got {window_kind!r}")
         self.clock = clock or SystemClock()
@@ -49,7 +49,8 @@ class RateLimiter:
         self.window = window
         self.window_kind = window_kind
         self.margin = margin  # budget kept back for requests in flight when the last header was written
-        self.slack = slack  # seconds after a window boundary before trusting it turned (clock skew)
+        # seconds after a window boundary before trusting it turned (clock skew): 1 s of a minute
+        self.slack = window / 60.0 if slack is None else slack
         self.rng = rng or random.Random()
         self.lock = anyio.Lock()
         self.remaining: float | None = None  # estimate of the server's budget left in this window
@@ -105,7 +106,7 @@ class RateLimiter:
     def _budget_wait(self) -> float:
         """How long to hold everyone when the shared budget is spent."""
         if self.window_kind == "fixed":
-            return self.seconds_to_next_window() + self.rng.uniform(0, 1.0)
+            return self.seconds_to_next_window() + self.rng.uniform(0, self.slack)
         return self.window * self.rng.uniform(0.1, 0.2)
 
     async def _wait(self, seconds: float) -> None:
@@ -129,7 +130,7 @@ class RateLimiter:
         elif signal.pause_all:
             # a 429 without Retry-After: everyone waits for the window to turn, with jitter
             if self.window_kind == "fixed":
-                self.pause(self.seconds_to_next_window() + self.rng.uniform(0, 1.0))
+                self.pause(self.seconds_to_next_window() + self.rng.uniform(0, self.slack))
             else:
                 self.pause(self.window * self.rng.uniform(0.5, 1.0))
             self.tokens = 0.0
