@@ -179,3 +179,36 @@ async def test_thousand_row_enrolment_within_a_600_per_minute_budget(tmp_path, w
     assert len(emulator.enrolments) == 1000 and max(emulator.enrolments.values()) == 1
     assert not any(a == b == 429 for a, b in zip(statuses, statuses[1:], strict=False))
     assert clock.now() - 6_000_017.0 >= 60  # it had to wait for budget: 1,000 > 600 - 150 in the first minute
+
+
+@pytest.mark.anyio
+async def test_email_lookups_are_batched_100_per_request_and_cached(tmp_path, write_job) -> None:
+    team = json.loads(json.dumps(TEAM))
+    team["people"] = [{"id": 200000 + n, "first_name": "P", "last_name": str(n), "email_address": f"q{n}@x.example.com",
+                       "owner_id": 101} for n in range(250)]
+    team["memberships"] = []
+    emulator = SalesloftEmulator(team, budget_per_minute=100000)
+    # 250 people, each on two cadences: 500 rows, but each email is looked up once
+    rows = "\n".join(f"Q{n}@X.example.com,{cadence}" for n in range(250) for cadence in ("Q4 Outbound",
+                                                                                       "Inbound Demo Request"))
+    job = write_job(f"Email,Cadence\n{rows}\n", """
+        name = "sl-batched"
+        platform = "salesloft"
+        operation = "add"
+        input = "input.csv"
+        [columns]
+        person_email = "Email"
+        cadence_name = "Cadence"
+        [connection]
+        sandbox = true
+        [limits]
+        requests_per_minute = 100000
+    """)
+    result = await run_prepared(prepare(load_job(job)), output_dir=tmp_path, sandbox_app=SandboxApp([emulator]),
+                                progress=False)
+    assert result.summary["counts"]["succeeded"] == 500
+    people_calls = [c for c in emulator.calls if c[1] == "/v2/people"]
+    cadence_calls = [c for c in emulator.calls if c[1] == "/v2/cadences"]
+    assert len(people_calls) == 3  # ceil(250 / 100), and not again for each person's second row
+    # rows for one person go in file order (two waves); each cadence name is looked up once
+    assert len(cadence_calls) == 2
