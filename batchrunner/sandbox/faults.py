@@ -18,7 +18,7 @@ import anyio
 import httpx
 
 from batchrunner.job import SandboxSettings
-from batchrunner.sandbox.app import SandboxApp
+from batchrunner.sandbox.app import SandboxApp, read_body
 from batchrunner.sandbox.base import SandboxRequest, SandboxResponse
 
 
@@ -123,12 +123,7 @@ class FaultyApp:
         delay = (s.latency_ms + self.rng.uniform(0, s.latency_jitter_ms)) / 1000.0
         if delay > 0:
             await anyio.sleep(delay)
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         probe = SandboxRequest(scope["method"], scope["path"], [], {}, body)
         replacement, after = self.decide(probe)
 
