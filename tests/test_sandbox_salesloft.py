@@ -106,6 +106,193 @@ def test_costly_pages() -> None:
     assert call(emu, "GET", "/v2/people", [("page", "101")]).headers["x-ratelimit-endpoint-cost"] == "3"
 
 
+POST = "/v2/cadence_memberships"
+
+
+def test_add_answers_the_documented_membership_and_re_add_moves_added_at_only() -> None:
+    clock = FakeClock(1_700_000_000.0)
+    emu = SalesloftEmulator(clock=clock.now)
+    first = call(emu, "POST", POST, [("person_id", "70007"), ("cadence_id", "5004")])
+    data = first.body["data"]
+    assert first.status == 200
+    assert set(data) == {"id", "added_at", "created_at", "updated_at", "person_deleted", "currently_on_cadence",
+                         "current_state", "cadence", "person", "user", "latest_action", "counts"}
+    assert data["person"] == {"id": 70007, "_href": "https://api.salesloft.com/v2/people/70007"}
+    assert data["cadence"]["id"] == 5004 and data["user"]["id"] == 105  # user_id defaults to the key's user
+    assert data["current_state"] == "staged" and data["person_deleted"] is False
+    assert data["created_at"] == data["added_at"] == "2023-11-14T22:13:20.000000+00:00"
+    assert set(data["counts"]) == {"views", "clicks", "replies", "calls", "sent_emails", "bounces"}
+    listed = call(emu, "GET", POST, [("person_id", "70007"), ("cadence_id", "5004"), ("currently_on_cadence", "true")])
+    assert [m["id"] for m in listed.body["data"]] == [data["id"]]
+    clock.time += 3600
+    assert call(emu, "DELETE", f"{POST}/{data['id']}").status == 204
+    assert call(emu, "GET", POST, [("person_id", "70007"), ("currently_on_cadence", "true")]).body["data"] == []
+    clock.time += 3600
+    again = call(emu, "POST", POST, [("person_id", "70007"), ("cadence_id", "5004")]).body["data"]
+    assert again["id"] == data["id"] and again["created_at"] == data["created_at"]
+    assert again["added_at"] == "2023-11-15T00:13:20.000000+00:00" and again["currently_on_cadence"] is True
+    assert data["currently_on_cadence"] is True  # the first answer is a snapshot, not the live record
+    assert len([m for m in emu.memberships.values() if m["person"]["id"] == 70007]) == 1
+
+
+def test_seeded_removed_membership_is_reused_and_seeded_current_one_refuses() -> None:
+    emu = SalesloftEmulator()
+    caleb = call(emu, "GET", f"{POST}/8000008").body["data"]
+    assert caleb["currently_on_cadence"] is False and caleb["current_state"] == "removed"
+    assert call(emu, "DELETE", f"{POST}/8000008").status == 404  # already removed: 404 (sandbox choice)
+    assert call(emu, "POST", POST, [("person_id", "70005"), ("cadence_id", "5001")]).body["data"]["id"] == 8000008
+    refused = call(emu, "POST", POST, [("person_id", "70003"), ("cadence_id", "5001")])  # Henrik is on it
+    assert refused.status == 422 and refused.body == {"errors": {"base": ["person is already on this cadence"]}}
+    assert call(emu, "GET", f"{POST}/123").status == 404
+    assert call(emu, "DELETE", f"{POST}/123").body == {"error": "Not Found"}
+
+
+def test_missing_or_bad_parameters_and_unknown_records() -> None:
+    emu = SalesloftEmulator()
+    assert call(emu, "POST", POST, [("cadence_id", "5001")]).body == {"errors": {"person_id": ["is required"]}}
+    assert call(emu, "POST", POST, [("person_id", "70001"), ("cadence_id", "x")]).body["errors"] == {
+        "cadence_id": ["must be an integer"]}
+    assert call(emu, "POST", POST, [("person_id", "1"), ("cadence_id", "5001")]).status == 404
+    assert call(emu, "POST", POST, [("person_id", "70001"), ("cadence_id", "1")]).status == 404
+    unknown_user = call(emu, "POST", POST, [("person_id", "70001"), ("cadence_id", "5001"), ("user_id", "999")])
+    assert unknown_user.status == 422 and "user_id" in unknown_user.body["errors"]
+    assert not any(m["person"]["id"] == 70001 for m in emu.memberships.values())
+
+
+def test_teammate_rule_follows_the_seed_wording() -> None:
+    emu = SalesloftEmulator()
+    # Keiko's own shared cadence, on Keiko's behalf: allowed (owned by the teammate)
+    own = call(emu, "POST", POST, [("person_id", "70010"), ("cadence_id", "5003"), ("user_id", "103")])
+    assert own.status == 200 and own.body["data"]["user"]["id"] == 103
+    # the same shared cadence for the key's own user (not owner, not a team cadence, no permission): 403
+    mine = call(emu, "POST", POST, [("person_id", "70011"), ("cadence_id", "5003")])
+    assert mine.status == 403 and "error" in mine.body
+    # on Dana's behalf (she holds Personal Cadence Admin): allowed on Keiko's personal cadence
+    dana = call(emu, "POST", POST, [("person_id", "70011"), ("cadence_id", "5003"), ("user_id", "101")])
+    assert dana.status == 200 and dana.body["data"]["user"]["id"] == 101
+    # Dana's key, on Sam's behalf, on Rafael's personal cadence: Sam has no permission -> 403
+    refused = call(emu, "POST", POST, [("person_id", "70012"), ("cadence_id", "5006"), ("user_id", "104")], DANA)
+    assert refused.status == 403
+    # the same with Rafael as the acting user: his own cadence
+    assert call(emu, "POST", POST, [("person_id", "70012"), ("cadence_id", "5006"), ("user_id", "102")],
+                DANA).status == 200
+
+
+def test_private_person_is_not_visible_to_others() -> None:
+    team = json.loads(json.dumps(TEAM))
+    team["people"].append({"id": 70500, "first_name": "Pia", "last_name": "Privat", "owner_id": 102,
+                           "email_address": "pia@private.example.com", "private": True})
+    emu = SalesloftEmulator(team)
+    add = [("person_id", "70500"), ("cadence_id", "5001")]
+    assert call(emu, "POST", POST, add).status == 404
+    assert call(emu, "GET", "/v2/people", [("ids[]", "70500")]).body["data"] == []
+    rafael = {"authorization": "Bearer sandbox-key-rafael"}
+    assert [p["id"] for p in call(emu, "GET", "/v2/people", [("ids[]", "70500")], rafael).body["data"]] == [70500]
+    assert call(emu, "POST", POST, add, rafael).status == 200
+
+
+def test_people_cadence_user_and_step_lookups() -> None:
+    emu = SalesloftEmulator()
+    dup = call(emu, "GET", "/v2/people", [("email_addresses[]", "Anika.Schmidt@Redwood.example.com")])
+    assert sorted(p["id"] for p in dup.body["data"]) == [70010, 70099]  # two people, one email
+    by_crm = call(emu, "GET", "/v2/people", [("crm_id[]", "00Q5e0000000503EAA"), ("crm_id[]", "00Q5e0000000506EAA")])
+    assert sorted(p["id"] for p in by_crm.body["data"]) == [70003, 70006]
+    person = call(emu, "GET", "/v2/people", [("ids[]", "70003")]).body["data"][0]
+    assert person["email_address"] == "henrik.nwosu@evergreen.example.com" and person["owner"]["id"] == 104
+    assert call(emu, "GET", "/v2/people", [("email_addresses[]", "nobody@x.example.com")]).body["data"] == []
+    ignored = call(emu, "GET", "/v2/cadences", [("name", "Q4 Outbound")])  # misspelt filter: everything visible
+    assert {c["id"] for c in ignored.body["data"]} == {5001, 5002, 5003, 5004, 5005}  # not Rafael's personal one
+    exact = call(emu, "GET", "/v2/cadences", [("name[]", "Q4 Outbound"), ("name[]", "q4 outbound")]).body["data"]
+    assert [(c["id"], c["team_cadence"], c["owner"]["id"]) for c in exact] == [(5001, True, 101)]
+    assert [c["id"] for c in call(emu, "GET", "/v2/cadences", [("ids[]", "5004")]).body["data"]] == [5004]
+    assert [c["id"] for c in call(emu, "GET", "/v2/cadences", [("ids[]", "5006")], DANA).body["data"]] == [5006]
+    everyone = call(emu, "GET", "/v2/users").body
+    assert len(everyone["data"]) == 5 and everyone["metadata"]["paging"]["next_page"] is None
+    paged = call(emu, "GET", "/v2/users", [("per_page", "2"), ("page", "3")]).body
+    assert len(paged["data"]) == 1 and paged["metadata"]["paging"] == {"per_page": 2, "current_page": 3,
+                                                                        "next_page": None, "prev_page": 2}
+    assert [u["id"] for u in call(emu, "GET", "/v2/users", [("search", "acme.example.com")]).body["data"]] == [
+        101, 102, 103, 104, 105]
+    assert [u["id"] for u in call(emu, "GET", "/v2/users", [("search", "ortiz")]).body["data"]] == [102]
+    assert call(emu, "GET", "/v2/me").body["data"]["id"] == 105
+    assert call(emu, "GET", "/v2/me", headers=DANA).body["data"]["email"] == "dana.whitaker@acme.example.com"
+    steps = call(emu, "GET", "/v2/steps", [("cadence_id", "5001")]).body["data"]
+    assert [(s["id"], s["step_number"]) for s in steps] == [(50011, 1), (50012, 2), (50013, 3)]
+    assert call(emu, "GET", "/v2/steps/50061").status == 404  # on a cadence this key cannot see
+
+
+def test_paging_walks_every_person_once() -> None:
+    emu = SalesloftEmulator()
+    seen, page = [], 1
+    while page:
+        body = call(emu, "GET", "/v2/people", [("per_page", "10"), ("page", str(page))]).body
+        seen += [p["id"] for p in body["data"]]
+        assert body["metadata"]["paging"]["current_page"] == page
+        page = body["metadata"]["paging"]["next_page"]
+    assert sorted(seen) == sorted(p["id"] for p in TEAM["people"]) and len(seen) == len(set(seen))
+    clamped = call(emu, "GET", "/v2/people", [("per_page", "500")]).body
+    assert clamped["metadata"]["paging"]["per_page"] == 100
+    assert call(emu, "GET", "/v2/people", [("page", "99")]).body["data"] == []
+
+
+def test_401_for_an_unknown_key_carries_headers_and_costs_nothing() -> None:
+    clock = FakeClock(6_000_000.0)
+    emu = SalesloftEmulator(clock=clock.now)
+    for headers in ({"authorization": "Bearer nope"}, {}, {"authorization": "Basic c2FuZGJveC1rZXk="}):
+        refused = call(emu, "POST", POST, [("person_id", "70001"), ("cadence_id", "5001")], headers)
+        assert refused.status == 401 and refused.body == {"error": "Unauthorized"}
+        assert refused.headers["x-ratelimit-remaining-minute"] == "600"
+    assert emu.calls[-1] == ("POST", POST) and len(emu.calls) == 3
+    assert emu.enrolments == {}
+
+
+def test_a_full_600_minute_then_429_changes_nothing_and_the_next_minute_restores_it() -> None:
+    clock = FakeClock(6_000_000.0 + 30)  # half-way through a clock minute
+    emu = SalesloftEmulator(clock=clock.now)  # defaults: 600 per minute, fixed window
+    for n in range(600):
+        assert call(emu, "GET", "/v2/me").status == 200
+    refused = call(emu, "POST", POST, [("person_id", "70001"), ("cadence_id", "5001")])
+    assert refused.status == 429 and refused.body == {"error": "Rate limit exceeded"}
+    assert refused.headers == {"x-ratelimit-endpoint-cost": "1", "x-ratelimit-remaining-minute": "0"}
+    assert "70001:5001" not in emu.enrolments and emu.rejected_429 == 1
+    clock.time = 6_000_000.0 + 59.9
+    assert call(emu, "GET", "/v2/me").status == 429  # same clock minute
+    clock.time = 6_000_000.0 + 60.0  # fixed window: the next clock minute starts afresh, 30 s after the spending
+    ok = call(emu, "POST", POST, [("person_id", "70001"), ("cadence_id", "5001")])
+    assert ok.status == 200 and ok.headers["x-ratelimit-remaining-minute"] == "599"
+
+
+def test_rolling_window_frees_budget_60_seconds_after_it_was_spent() -> None:
+    clock = FakeClock(6_000_000.0 + 30)
+    emu = SalesloftEmulator(clock=clock.now, window="rolling")
+    for _ in range(300):
+        call(emu, "GET", "/v2/me")
+    clock.time += 20  # 50 s into the minute
+    for _ in range(300):
+        call(emu, "GET", "/v2/me")
+    assert call(emu, "GET", "/v2/me").status == 429
+    clock.time = 6_000_000.0 + 60.5  # a new clock minute, but the spending is < 60 s old: still refused
+    assert call(emu, "GET", "/v2/me").status == 429
+    clock.time = 6_000_000.0 + 90.5  # the first 300 are now older than 60 s
+    response = call(emu, "GET", "/v2/me")
+    assert response.status == 200 and response.headers["x-ratelimit-remaining-minute"] == "299"
+    with pytest.raises(ValueError):
+        SalesloftEmulator(window="sliding")
+
+
+def test_costly_pages_and_external_spend_share_the_budget() -> None:
+    clock = FakeClock(6_000_000.0)
+    emu = SalesloftEmulator(budget_per_minute=10, clock=clock.now)
+    emu.spend_external(6)
+    deep = call(emu, "GET", "/v2/people", [("page", "101")])
+    assert deep.headers == {"x-ratelimit-endpoint-cost": "3", "x-ratelimit-remaining-minute": "1"}
+    again = call(emu, "GET", "/v2/people", [("page", "101")])  # costs 3, only 1 left
+    assert again.status == 429 and again.headers["x-ratelimit-endpoint-cost"] == "3"
+    assert call(emu, "GET", "/v2/me").headers["x-ratelimit-remaining-minute"] == "0"
+    emu.spend_external(50)  # more than is left: the budget simply stays spent
+    assert call(emu, "GET", "/v2/me").status == 429
+
+
 def _results(run_dir) -> list[dict[str, str]]:
     with (run_dir / "results.csv").open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))

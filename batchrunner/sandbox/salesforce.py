@@ -1,16 +1,28 @@
 """Emulator of the Salesforce Sales Engagement invocable actions (and the little around them).
 
-Sources, cited beside each rule: "seed" = salesforce-sales-engagement-actions.txt (fields, required
-rules, what each action does), "API-FACTS" = API-FACTS.md (HTTP 400 with the per-input array,
-request-level error shapes, Sforce-Limit-Info, limits). Where both are silent the emulator makes a
-"sandbox choice", marked so; exact per-input statusCode strings are sandbox choices in the
-platform's style (the docs give the shape, not a list of codes).
+Sources, cited beside each rule: "seed doc" = salesforce-sales-engagement-actions.txt (fields,
+required rules, enumerations, what each action does, the response and error samples),
+"API-FACTS" = API-FACTS.md (HTTP 400 with the per-input array, request-level error shapes,
+Sforce-Limit-Info, limits, all-or-none saving). Where both are silent the emulator makes a
+"sandbox choice", marked so. The documentation gives the *shape* of per-input errors, and two
+sample codes (UNKNOWN_EXCEPTION for "The object needs to be a valid cadence entity." and "No
+template was found."); every other per-input statusCode here is a sandbox choice in the platform's
+style (INVALID_INPUT, INVALID_ID_FIELD, REQUIRED_FIELD_MISSING, INVALID_CROSS_REFERENCE_KEY,
+UNABLE_TO_LOCK_ROW, ALL_OR_NONE_OPERATION_ROLLED_BACK), not a documented contract.
+
+Endpoints:
+- ``GET /services/data/``                               API versions (no auth)
+- ``POST /services/data/vNN.N/actions/standard/{name}``  the eight actions, ``{"inputs": [...]}``
+- ``GET|HEAD /services/data/vNN.N/actions/standard/{name}``  describe of the action's inputs
+- ``GET /services/data/vNN.N/limits``                    ``DailyApiRequests`` Max / Remaining
+- ``GET /services/data/vNN.N/query?q=SOQL``              a tiny SOQL subset (see ``_query``)
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import zlib
 from typing import Any
 
 from batchrunner.platforms.salesforce.ids import to18
@@ -18,7 +30,7 @@ from batchrunner.sandbox.base import SandboxRequest, SandboxResponse
 from batchrunner.sandbox.seeds import load_seed
 
 TOKEN = "sandbox-token"
-# API-FACTS: action name -> minimum API version
+# API-FACTS table (seed doc: "Available in API version ..."): action name -> minimum API version
 MIN_VERSION = {
     "assignTargetToSalesCadence": 45.0,
     "removeTargetFromSalesCadence": 45.0,
@@ -29,17 +41,52 @@ MIN_VERSION = {
     "sendSalesCadenceEvent": 52.0,
     "selectTemplateForSalesCadenceStepTracker": 53.0,
 }
+# sandbox choice: the versions GET /services/data/ lists (any version >= an action's minimum is served)
 VERSIONS = ("45.0", "50.0", "51.0", "52.0", "53.0", "58.0", "60.0", "62.0")
-_ACTION_URL = re.compile(r"^/services/data/v(\d+\.\d)/actions/standard/([A-Za-z]+)$")
+_ACTION_URL = re.compile(r"^/services/data/v(\d+\.\d)/actions/standard/([A-Za-z]+)/?$")
 _LIMITS_URL = re.compile(r"^/services/data/v(\d+\.\d)/limits/?$")
-DISPOSITIONS = {"Success", "Customer Engaged", "Customer Connected", "Contact Later", "No Response",
-                "Not Interested", "Disqualified", "Bad Data", "Duplicate"}  # seed: completionDisposition values
-ATTRIBUTION = {"Activation", "Maturation", "Collected"}  # seed: relatedToAttributionType values
+_QUERY_URL = re.compile(r"^/services/data/v(\d+\.\d)/query/?$")
+DISPOSITIONS = ("Success", "Customer Engaged", "Customer Connected", "Contact Later", "No Response",
+                "Not Interested", "Disqualified", "Bad Data", "Duplicate")  # seed doc: completionDisposition values
+ATTRIBUTION = ("Activation", "Maturation", "Collected")  # seed doc: relatedToAttributionType values
+# seed doc: eventType "Skip or ManualComplete"; its own sample sends "Manual Complete" (API-FACTS: accept both)
+EVENT_TYPES = {"Skip": "Skip", "ManualComplete": "ManualComplete", "Manual Complete": "ManualComplete"}
+TARGET_PREFIXES = {"00Q": "Lead", "003": "Contact", "001": "Account"}  # seed doc: contact, lead or person account
 NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]  # API-FACTS
-ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"  # sandbox choice (the client retries it)
+INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]  # API-FACTS
+LIMIT_EXCEEDED = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]  # API-FACTS
+# sandbox choice: the code of an input that did nothing wrong but was rolled back with its call
+# (the client's responses.RETRYABLE_INPUT_CODES lists it, so the row is sent again)
+ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+
+# Describe data (seed doc tables: name, type, required, enumerations). "required" follows the
+# tables; the either/or of removeTargetFromSalesCadence is shown as not required on both.
+_PICK = {"completionDisposition": DISPOSITIONS, "relatedToAttributionType": ATTRIBUTION,
+         "completionReasonCode": ("ManuallyRemoved",), "eventType": ("Skip", "ManualComplete")}
+INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "assignTargetToSalesCadence": (("salesCadenceNameOrId", "STRING", True), ("startStepNameOrId", "STRING", False),
+                                   ("targetId", "ID", True), ("userId", "ID", False), ("relatedToId", "ID", False)),
+    "removeTargetFromSalesCadence": (("targetId", "ID", False), ("actionCadenceTrackerId", "ID", False),
+                                     ("completionReasonCode", "STRING", True),
+                                     ("completionDisposition", "STRING", False), ("relatedToId", "ID", False),
+                                     ("relatedToAttributionType", "STRING", False),
+                                     ("shouldApplyUserContext", "BOOLEAN", False)),
+    "pauseSalesCadenceTracker": (("targetId", "ID", True), ("resumeTime", "STRING", False)),
+    "resumeSalesCadenceTracker": (("targetId", "ID", True),),
+    "changeSalesCadenceTargetAssignee": (("targetId", "ID", True), ("userId", "ID", False)),
+    "modifyCadenceTrackerAttributes": (("actionCadenceTrackerId", "ID", True),
+                                       ("completionDisposition", "STRING", False), ("relatedToId", "ID", False),
+                                       ("relatedToAttributionType", "STRING", False)),
+    "sendSalesCadenceEvent": (("recordId", "ID", True), ("eventType", "STRING", True)),
+    "selectTemplateForSalesCadenceStepTracker": (("stepTrackerId", "ID", True),),
+}
+# seed doc: selectTemplate's outputs (output: JSON, error: string)
+OUTPUTS = {"selectTemplateForSalesCadenceStepTracker": (("output", "JSON"), ("error", "STRING"))}
 
 
 class InputError(Exception):
+    """One input's failure: becomes that input's ``errors`` entry."""
+
     def __init__(self, code: str, message: str, fields: list[str] | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.fields = code, message, fields or []
@@ -51,8 +98,12 @@ def _id(value: Any) -> str | None:
         return None
     try:
         return to18(value)
-    except ValueError:
+    except ValueError:  # API-FACTS: an 18-character ID whose checksum does not match is no ID
         return None
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 class SalesforceEmulator:
@@ -65,14 +116,18 @@ class SalesforceEmulator:
         self.api_limit = api_limit
         self.api_used = api_used
         self.partial_save_allowed = partial_save_allowed  # API-FACTS: InvocableActionSettings.isPartialSaveAllowed
+        # API-FACTS / seed doc: relatedToId works only with "Relate Opportunities to Cadences" or
+        # "Use Cadences for Collections" turned on
         self.related_records_enabled = bool(seed.get("related_records_enabled", False))
         self.users = {to18(u["id"]): u for u in seed.get("users", [])}
-        self.running_user = next(iter(self.users)) if self.users else None
+        self.running_user = next(iter(self.users)) if self.users else None  # sandbox choice: the first user
         self.cadences = {to18(c["id"]): c for c in seed.get("cadences", [])}
         self.targets: dict[str, dict[str, Any]] = {}
-        for kind in ("leads", "contacts", "person_accounts"):
+        self.target_kind: dict[str, str] = {}
+        for kind, sobject in (("leads", "Lead"), ("contacts", "Contact"), ("person_accounts", "Account")):
             for record in seed.get(kind, []):
                 self.targets[to18(record["id"])] = record
+                self.target_kind[to18(record["id"])] = sobject
         self.related = {to18(r) for r in seed.get("related_records", [])}
         self.trackers: dict[str, dict[str, Any]] = {}
         self.by_target: dict[str, list[str]] = {}
@@ -80,27 +135,40 @@ class SalesforceEmulator:
         self._serial = 0
         for tracker in seed.get("trackers", []):
             tracker = dict(tracker)
-            tracker["id"] = to18(tracker["id"])
+            for key in ("id", "target_id", "cadence_id", "owner_id"):
+                tracker[key] = to18(tracker[key])
             self._add_tracker(tracker)
-            self._open_step(tracker, tracker.get("current_step", 0), tracker.get("step_tracker_id"))
+            if tracker["state"] in ("Running", "Paused"):
+                self._open_step(tracker, tracker.get("current_step", 0), tracker.get("step_tracker_id"))
+        # sandbox choice: targets whose first action attempt answers UNABLE_TO_LOCK_ROW (then cleared)
         self.locked_targets = {to18(t) for t in seed.get("locked_targets", [])}
-        self.calls: list[tuple[str, int]] = []  # (action, inputs) per actions POST
+        self.calls: list[tuple[str, int]] = []  # (action name, number of inputs) per actions POST
         self.assignments: dict[str, int] = {}  # target -> trackers created by assign (crash tests)
 
     # -- ids and state helpers ----------------------------------------------------------------
     def _new_id(self, prefix: str) -> str:
         self._serial += 1
-        return to18(f"{prefix}9Z{self._serial:010d}")
+        return to18(f"{prefix}9Z{self._serial:010d}")  # sandbox choice: "9Z" marks emulator-made records
+
+    def _steps(self, tracker: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.cadences[tracker["cadence_id"]].get("steps", [])
 
     def _open_step(self, tracker: dict[str, Any], step: int, step_tracker_id: str | None = None) -> None:
-        """Make ``step`` the tracker's active step: a new step tracker in state Active (seed:
-        ActionCadenceStepTracker, State = 'Active' for the current step)."""
+        """Make ``step`` the tracker's current step: a step tracker in state Active (API-FACTS:
+        ActionCadenceStepTracker State = 'Active' for the current step)."""
         self._close_steps(tracker)
         tracker["current_step"] = step
         sid = to18(step_tracker_id) if step_tracker_id else self._new_id("8HF")
+        steps = self._steps(tracker)
         self.step_trackers[sid] = {"id": sid, "tracker_id": tracker["id"], "target_id": tracker["target_id"],
-                                   "step": step, "state": "Active"}
+                                   "step": step, "step_id": to18(steps[step]["id"]) if step < len(steps) else None,
+                                   "state": "Active", "template_id": None}
         tracker["step_tracker_id"] = sid
+
+    def _close_steps(self, tracker: dict[str, Any], state: str = "Complete") -> None:
+        step = self.step_trackers.get(tracker.get("step_tracker_id") or "")
+        if step is not None and step["state"] == "Active":
+            step["state"] = state
 
     def _active_tracker(self, target_id: str) -> dict[str, Any] | None:
         # API-FACTS: a target has at most one active tracker
@@ -115,21 +183,28 @@ class SalesforceEmulator:
         self.by_target.setdefault(tracker["target_id"], []).append(tracker["id"])
 
     def _cadence(self, name_or_id: Any) -> dict[str, Any]:
-        # seed: salesCadenceNameOrId is the cadence's name or ID
+        # seed doc: salesCadenceNameOrId is the cadence's name or ID (API-FACTS: Name is unique)
         key = _id(name_or_id)
         if key and key in self.cadences:
             return self.cadences[key]
         for cadence in self.cadences.values():
             if cadence["name"] == name_or_id:
                 return cadence
-        raise InputError("INVALID_INPUT", f"Sales cadence not found: {name_or_id}", ["salesCadenceNameOrId"])
+        # seed doc: the assign error sample (UNKNOWN_EXCEPTION, "The object needs to be a valid cadence entity.")
+        raise InputError("UNKNOWN_EXCEPTION", "The object needs to be a valid cadence entity.")
 
     def _target(self, value: Any, field: str = "targetId") -> str:
+        if value is None or value == "":
+            raise InputError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{field}]", [field])
         target = _id(value)
         if target is None:
-            raise InputError("INVALID_ID_FIELD", f"invalid ID for {field}: {value}", [field])
+            raise InputError("INVALID_ID_FIELD", f"Invalid id value for {field}: {value}", [field])
+        if target[:3] not in TARGET_PREFIXES:  # seed doc: the ID of a contact, a lead, or person account
+            raise InputError("INVALID_INPUT", f"{field} {value} must be the ID of a lead, contact or person account",
+                             [field])
         if target not in self.targets:
-            raise InputError("INVALID_CROSS_REFERENCE_KEY", f"{field} {value} does not exist or you can't see it", [field])
+            raise InputError("INVALID_CROSS_REFERENCE_KEY", f"{field} {value} does not exist or you can't see it",
+                             [field])
         return target
 
     def _user(self, value: Any) -> str:
@@ -138,18 +213,32 @@ class SalesforceEmulator:
             raise InputError("INVALID_CROSS_REFERENCE_KEY", f"User not found or inactive: {value}", ["userId"])
         return user
 
+    def _disposition(self, data: dict[str, Any]) -> str | None:
+        disposition = data.get("completionDisposition")
+        if disposition is not None and disposition not in DISPOSITIONS:  # seed doc: valid values
+            raise InputError("INVALID_INPUT", f"bad value for completionDisposition: {disposition}",
+                             ["completionDisposition"])
+        return disposition
+
     def _related(self, data: dict[str, Any]) -> dict[str, Any]:
         related, attribution = data.get("relatedToId"), data.get("relatedToAttributionType")
         if related is None and attribution is None:
             return {}
-        # API-FACTS: related records work only when the org has the matching setup turned on
+        # seed doc / API-FACTS: only when the org's related-record setup is on; else a per-input error
         if not self.related_records_enabled:
-            raise InputError("INVALID_INPUT", "Related record attribution isn't enabled in this org", ["relatedToId"])
-        if attribution is not None and attribution not in ATTRIBUTION:
-            raise InputError("INVALID_INPUT", f"bad relatedToAttributionType: {attribution}", ["relatedToAttributionType"])
+            raise InputError("INVALID_INPUT", "Relate Opportunities to Cadences or Use Cadences for Collections "
+                             "isn't turned on in Sales Engagement Setup", ["relatedToId"])
+        if attribution is not None and attribution not in ATTRIBUTION:  # seed doc: valid values
+            raise InputError("INVALID_INPUT", f"bad value for relatedToAttributionType: {attribution}",
+                             ["relatedToAttributionType"])
         if related is not None and _id(related) not in self.related:
             raise InputError("INVALID_CROSS_REFERENCE_KEY", f"related record not found: {related}", ["relatedToId"])
-        return {"related_to": _id(related) if related else None, "attribution": attribution}
+        out: dict[str, Any] = {}
+        if related is not None:
+            out["related_to"] = _id(related)
+        if attribution is not None:
+            out["attribution"] = attribution
+        return out
 
     def _tracker_for(self, data: dict[str, Any], what: str) -> dict[str, Any]:
         target = self._target(data.get("targetId"))
@@ -159,133 +248,179 @@ class SalesforceEmulator:
                              ["targetId"])
         return tracker
 
-    # -- the eight actions (seed: one section each) ----------------------------------------------
+    def _target_of(self, data: dict[str, Any]) -> str | None:
+        """The target an input is about, whatever ID it names (for the lock injection)."""
+        if _id(data.get("targetId")):
+            return _id(data.get("targetId"))
+        tracker = self.trackers.get(_id(data.get("actionCadenceTrackerId")) or "")
+        if tracker is not None:
+            return tracker["target_id"]
+        step = self.step_trackers.get(_id(data.get("recordId") or data.get("stepTrackerId")) or "")
+        return step["target_id"] if step is not None else None
+
+    # -- the eight actions (seed doc: one section each) -----------------------------------------
     def assign(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        if not data.get("salesCadenceNameOrId") or not data.get("targetId"):  # seed: both required
-            raise InputError("REQUIRED_FIELD_MISSING", "salesCadenceNameOrId and targetId are required",
-                             ["salesCadenceNameOrId", "targetId"])
+        if not data.get("salesCadenceNameOrId"):  # seed doc: Required
+            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [salesCadenceNameOrId]",
+                             ["salesCadenceNameOrId"])
         cadence = self._cadence(data["salesCadenceNameOrId"])
-        if cadence.get("state", "Active") != "Active":
-            raise InputError("INVALID_INPUT", f"Sales cadence {cadence['name']} isn't active", ["salesCadenceNameOrId"])
-        target = self._target(data["targetId"])
-        if target in self.locked_targets:  # sandbox choice: a seeded lock, once, to exercise retries
-            self.locked_targets.discard(target)
-            raise InputError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+        if cadence.get("state", "Active") != "Active":  # API-FACTS: ActionCadence.State; sandbox choice: Active only
+            raise InputError("INVALID_INPUT", f"The sales cadence {cadence['name']} isn't active.",
+                             ["salesCadenceNameOrId"])
+        target = self._target(data.get("targetId"))  # seed doc: Required
         current = self._active_tracker(target)
-        if current is not None:
+        if current is not None:  # API-FACTS: at most one active tracker; wording matches responses.already_assigned
+            name = self.cadences.get(current["cadence_id"], {}).get("name", current["cadence_id"])
             raise InputError("INVALID_INPUT", f"Target {data['targetId']} is already assigned to a sales cadence "
-                             f"({self.cadences.get(current['cadence_id'], {}).get('name', current['cadence_id'])})",
-                             ["targetId"])
-        owner = self._user(data["userId"]) if data.get("userId") else self.running_user  # seed: defaults to running user
+                             f"({name}).", ["targetId"])
+        # seed doc: userId is the target assignee; sandbox choice: the running user by default
+        owner = self._user(data["userId"]) if data.get("userId") else self.running_user
         steps = cadence.get("steps", [])
         start = 0
-        if data.get("startStepNameOrId"):
-            names = [s.get("name") for s in steps]
-            ids = [to18(s["id"]) if s.get("id") else None for s in steps]
+        if data.get("startStepNameOrId"):  # seed doc: the name or ID of the step to start on
             wanted = data["startStepNameOrId"]
+            names = [s.get("name") for s in steps]
+            ids = [_id(s.get("id")) for s in steps]
             if wanted in names:
                 start = names.index(wanted)
-            elif _id(wanted) in ids:
+            elif _id(wanted) is not None and _id(wanted) in ids:
                 start = ids.index(_id(wanted))
             else:
-                raise InputError("INVALID_INPUT", f"step not found in {cadence['name']}: {wanted}", ["startStepNameOrId"])
+                raise InputError("INVALID_INPUT", f"No step {wanted} in the sales cadence {cadence['name']}.",
+                                 ["startStepNameOrId"])
+        if not steps:  # sandbox choice: a cadence without steps cannot run
+            raise InputError("INVALID_INPUT", f"The sales cadence {cadence['name']} has no steps.",
+                             ["salesCadenceNameOrId"])
         extra = self._related(data)
         tracker = {"id": self._new_id("0qB"), "target_id": target, "cadence_id": to18(cadence["id"]),
                    "owner_id": owner, "state": "Running", **extra}
         self._add_tracker(tracker)
         self._open_step(tracker, start)
         self.assignments[target] = self.assignments.get(target, 0) + 1
-        return None  # seed: assign has no output values
+        return None  # seed doc: the success sample has no output values
 
     def remove(self, data: dict[str, Any]) -> None:
         given = [k for k in ("targetId", "actionCadenceTrackerId") if data.get(k)]
-        if len(given) != 1:  # API-FACTS: exactly one of targetId / actionCadenceTrackerId
-            raise InputError("INVALID_INPUT", "give exactly one of targetId or actionCadenceTrackerId", given)
-        if data.get("completionReasonCode") != "ManuallyRemoved":  # seed: the only valid value
-            raise InputError("INVALID_INPUT", f"bad completionReasonCode: {data.get('completionReasonCode')}",
+        if not given:  # seed doc: targetId required if actionCadenceTrackerId is null, and the reverse
+            raise InputError("REQUIRED_FIELD_MISSING",
+                             "Required fields are missing: [targetId, actionCadenceTrackerId]",
+                             ["targetId", "actionCadenceTrackerId"])
+        if len(given) == 2:  # API-FACTS: exactly one of targetId / actionCadenceTrackerId
+            raise InputError("INVALID_INPUT", "Specify either targetId or actionCadenceTrackerId, not both.", given)
+        if not data.get("completionReasonCode"):  # seed doc: Required
+            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [completionReasonCode]",
                              ["completionReasonCode"])
-        disposition = data.get("completionDisposition")
-        if disposition is not None and disposition not in DISPOSITIONS:
-            raise InputError("INVALID_INPUT", f"bad completionDisposition: {disposition}", ["completionDisposition"])
+        if data["completionReasonCode"] != "ManuallyRemoved":  # seed doc: the only valid value
+            raise InputError("INVALID_INPUT", f"bad value for completionReasonCode: {data['completionReasonCode']}",
+                             ["completionReasonCode"])
+        disposition = self._disposition(data)
         if given == ["targetId"]:
             tracker = self._tracker_for(data, "remove")
         else:
-            tracker = self.trackers.get(_id(data["actionCadenceTrackerId"]) or "")
-            if tracker is None or tracker["state"] not in ("Running", "Paused"):
-                raise InputError("INVALID_INPUT", f"no active tracker {data['actionCadenceTrackerId']}",
-                                 ["actionCadenceTrackerId"])
+            key = _id(data["actionCadenceTrackerId"])
+            if key is None or key not in self.trackers:
+                raise InputError("INVALID_CROSS_REFERENCE_KEY", f"Cadence tracker not found: "
+                                 f"{data['actionCadenceTrackerId']}", ["actionCadenceTrackerId"])
+            tracker = self.trackers[key]
+            if tracker["state"] not in ("Running", "Paused"):
+                raise InputError("INVALID_INPUT", f"Cadence tracker {data['actionCadenceTrackerId']} is no active "
+                                 "sales cadence tracker to remove", ["actionCadenceTrackerId"])
+        # seed doc: shouldApplyUserContext true = remove only trackers owned by the running user
+        if _truthy(data.get("shouldApplyUserContext")) and tracker["owner_id"] != self.running_user:
+            raise InputError("INVALID_INPUT", "The running user doesn't own the active sales cadence tracker of "
+                             f"{tracker['target_id']}.", ["shouldApplyUserContext"])
         extra = self._related(data)
         tracker.update(state="Complete", completion_reason="ManuallyRemoved", disposition=disposition, **extra)
-        self._close_steps(tracker)
-
-    def _close_steps(self, tracker: dict[str, Any]) -> None:
-        step = self.step_trackers.get(tracker.get("step_tracker_id") or "")
-        if step is not None and step["state"] == "Active":
-            step["state"] = "Complete"
+        self._close_steps(tracker, "Removed")  # sandbox choice: the open step tracker ends "Removed"
 
     def pause(self, data: dict[str, Any]) -> None:
         tracker = self._tracker_for(data, "pause")
-        if tracker["state"] == "Paused":
-            raise InputError("INVALID_INPUT", f"{data['targetId']} is already paused", ["targetId"])
+        if tracker["state"] == "Paused":  # sandbox choice: pausing a paused target is an error
+            raise InputError("INVALID_INPUT", f"{data['targetId']} is already paused in its sales cadence.",
+                             ["targetId"])
         resume = data.get("resumeTime")
+        # API-FACTS: resumeTime as ISO 8601 UTC "...Z" (the seed doc's sample format is not ISO 8601)
         if resume is not None and not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", str(resume)):
-            raise InputError("INVALID_INPUT", f"bad resumeTime: {resume}", ["resumeTime"])
+            raise InputError("INVALID_INPUT", f"bad value for resumeTime: {resume}", ["resumeTime"])
         tracker.update(state="Paused", resume_time=resume)
 
     def resume(self, data: dict[str, Any]) -> None:
         tracker = self._tracker_for(data, "resume")
-        if tracker["state"] != "Paused":
-            raise InputError("INVALID_INPUT", f"{data['targetId']} isn't paused", ["targetId"])
+        if tracker["state"] != "Paused":  # sandbox choice: resuming a running target is an error
+            raise InputError("INVALID_INPUT", f"{data['targetId']} isn't paused in its sales cadence.", ["targetId"])
         tracker.update(state="Running", resume_time=None)
 
     def change_assignee(self, data: dict[str, Any]) -> None:
         tracker = self._tracker_for(data, "reassign")
-        # seed: userId is optional; the running user by default
+        # seed doc: userId is optional; sandbox choice: the running user by default
         tracker["owner_id"] = self._user(data["userId"]) if data.get("userId") else self.running_user
 
     def modify_tracker(self, data: dict[str, Any]) -> None:
-        tracker = self.trackers.get(_id(data.get("actionCadenceTrackerId")) or "")
-        if tracker is None:
-            raise InputError("INVALID_CROSS_REFERENCE_KEY", f"tracker not found: {data.get('actionCadenceTrackerId')}",
+        if not data.get("actionCadenceTrackerId"):  # seed doc: Required
+            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [actionCadenceTrackerId]",
                              ["actionCadenceTrackerId"])
-        disposition = data.get("completionDisposition")
-        if disposition is not None and disposition not in DISPOSITIONS:
-            raise InputError("INVALID_INPUT", f"bad completionDisposition: {disposition}", ["completionDisposition"])
-        tracker.update({"disposition": disposition} if disposition else {}, **self._related(data))
+        tracker = self.trackers.get(_id(data["actionCadenceTrackerId"]) or "")
+        if tracker is None:
+            raise InputError("INVALID_CROSS_REFERENCE_KEY", f"Cadence tracker not found: "
+                             f"{data['actionCadenceTrackerId']}", ["actionCadenceTrackerId"])
+        disposition = self._disposition(data)
+        extra = self._related(data)
+        # sandbox choice: any tracker (active or complete) can be modified, as the seed doc's example
+        # sets a completion disposition
+        if disposition is not None:
+            tracker["disposition"] = disposition
+        tracker.update(extra)
 
     def send_event(self, data: dict[str, Any]) -> None:
-        event = data.get("eventType")
-        # seed table: Skip or ManualComplete; its own sample sends "Manual Complete" (API-FACTS: accept both)
-        if event not in ("Skip", "ManualComplete", "Manual Complete"):
-            raise InputError("INVALID_INPUT", f"bad eventType: {event}", ["eventType"])
-        step = self.step_trackers.get(_id(data.get("recordId")) or "")
-        if step is None or step["state"] != "Active":
-            raise InputError("INVALID_INPUT", f"{data.get('recordId')} isn't an active step tracker", ["recordId"])
+        if not data.get("recordId") or not data.get("eventType"):  # seed doc: both Required
+            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [recordId, eventType]",
+                             ["recordId", "eventType"])
+        event = EVENT_TYPES.get(data["eventType"])
+        if event is None:
+            raise InputError("INVALID_INPUT", f"bad value for eventType: {data['eventType']}", ["eventType"])
+        step = self.step_trackers.get(_id(data["recordId"]) or "")
+        if step is None:
+            raise InputError("INVALID_CROSS_REFERENCE_KEY", f"Cadence step tracker not found: {data['recordId']}",
+                             ["recordId"])
+        if step["state"] != "Active":  # API-FACTS: only the current step's tracker is Active
+            raise InputError("INVALID_INPUT", f"{data['recordId']} isn't the active step of its cadence tracker.",
+                             ["recordId"])
         tracker = self.trackers[step["tracker_id"]]
+        if tracker["state"] == "Paused":  # sandbox choice: a paused target's steps wait for the resume
+            raise InputError("INVALID_INPUT", f"The cadence tracker of {data['recordId']} is paused.", ["recordId"])
+        # seed doc: Skip or manually complete the step; the target then moves to the next step
         step["state"] = "Skipped" if event == "Skip" else "Complete"
-        steps = self.cadences[tracker["cadence_id"]].get("steps", [])
-        if step["step"] + 1 < len(steps):
+        if step["step"] + 1 < len(self._steps(tracker)):
             self._open_step(tracker, step["step"] + 1)
-        else:
-            tracker["state"] = "Complete"
+        else:  # sandbox choice: after the last step the tracker completes
+            tracker.update(state="Complete", completion_reason="CompletedAllSteps")
 
     def select_template(self, data: dict[str, Any]) -> dict[str, Any]:
-        step = self.step_trackers.get(_id(data.get("stepTrackerId")) or "")
+        if not data.get("stepTrackerId"):  # seed doc: Required
+            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [stepTrackerId]",
+                             ["stepTrackerId"])
+        step = self.step_trackers.get(_id(data["stepTrackerId"]) or "")
         if step is None:
-            raise InputError("INVALID_CROSS_REFERENCE_KEY", f"step tracker not found: {data.get('stepTrackerId')}",
-                             ["stepTrackerId"])
-        tracker = self.trackers[step["tracker_id"]]
-        templates = self.cadences[tracker["cadence_id"]]["steps"][step["step"]].get("templates") or []
-        if not templates:
-            raise InputError("INVALID_INPUT", "this step has no email template or call script to select",
-                             ["stepTrackerId"])
-        # sandbox choice: a stable pick weighted by split, so a rerun gives the same answer
-        point = sum(map(ord, step["id"])) % 100
-        for template in templates:
-            point -= template["split"]
-            if point < 0:
-                break
-        return {"TemplateId": to18(template["id"]), "SplitPercentage": template["split"]}  # seed: output values
+            raise InputError("INVALID_CROSS_REFERENCE_KEY", f"Cadence step tracker not found: "
+                             f"{data['stepTrackerId']}", ["stepTrackerId"])
+        steps = self._steps(self.trackers[step["tracker_id"]])
+        templates = (steps[step["step"]].get("templates") or []) if step["step"] < len(steps) else []
+        if not templates:  # seed doc: the failure sample (UNKNOWN_EXCEPTION, "No template was found.")
+            raise InputError("UNKNOWN_EXCEPTION", "No template was found.")
+        chosen = next((t for t in templates if to18(t["id"]) == step["template_id"]), None)
+        if chosen is None:
+            # sandbox choice: a stable pick weighted by the split (crc32 of the step tracker id), kept
+            # on the step tracker, so every later call answers the same
+            point = zlib.crc32(step["id"].encode()) % max(1, sum(t["split"] for t in templates))
+            chosen = templates[-1]
+            for template in templates:
+                point -= template["split"]
+                if point < 0:
+                    chosen = template
+                    break
+            step["template_id"] = to18(chosen["id"])
+        # seed doc: outputValues.output = {SplitPercentage, TemplateId}
+        return {"output": {"SplitPercentage": float(chosen["split"]), "TemplateId": to18(chosen["id"])}}
 
     ACTIONS = {
         "assignTargetToSalesCadence": assign, "removeTargetFromSalesCadence": remove,
@@ -299,35 +434,42 @@ class SalesforceEmulator:
         return {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.api_limit}"}  # API-FACTS: every response
 
     def handle(self, request: SandboxRequest) -> SandboxResponse:
-        if request.path.rstrip("/") == "/services/data":  # API-FACTS: versions need no auth
-            return SandboxResponse(200, [{"version": v, "url": f"/services/data/v{v}"} for v in VERSIONS])
+        if request.path.rstrip("/") == "/services/data":  # API-FACTS: the version list needs no auth
+            return SandboxResponse(200, [{"label": f"API {v}", "version": v, "url": f"/services/data/v{v}"}
+                                         for v in VERSIONS])
         if request.bearer_token() != self.token:  # API-FACTS: 401 INVALID_SESSION_ID
-            return SandboxResponse(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
-        if self.api_used >= self.api_limit:  # API-FACTS: the daily allocation is spent
-            return SandboxResponse(403, [{"errorCode": "REQUEST_LIMIT_EXCEEDED",
-                                          "message": "TotalRequests Limit exceeded."}], self._limit_info())
-        self.api_used += 1  # API-FACTS: every REST call counts against the daily allocation
+            return SandboxResponse(401, INVALID_SESSION, self._limit_info())
+        if self.api_used >= self.api_limit:  # API-FACTS: the daily allocation is spent; nothing changes
+            return SandboxResponse(403, LIMIT_EXCEEDED, self._limit_info())
+        self.api_used += 1  # API-FACTS: every authenticated REST call counts against the daily allocation
         headers = self._limit_info()
-        if m := _LIMITS_URL.match(request.path):
+        if _LIMITS_URL.match(request.path) and request.method == "GET":
+            # API-FACTS: GET .../limits -> DailyApiRequests (Max, Remaining)
             return SandboxResponse(200, {"DailyApiRequests": {"Max": self.api_limit,
                                                               "Remaining": self.api_limit - self.api_used}}, headers)
+        if (q := _QUERY_URL.match(request.path)) and request.method == "GET":
+            return self._query(request.param("q") or "", headers, q.group(1))
         m = _ACTION_URL.match(request.path)
         if m is None or m.group(2) not in self.ACTIONS or float(m.group(1)) < MIN_VERSION[m.group(2)]:
             return SandboxResponse(404, NOT_FOUND, headers)  # API-FACTS: unknown action or version too low
         name = m.group(2)
-        if request.method == "GET":
-            return SandboxResponse(200, {"name": name, "minimumApiVersion": MIN_VERSION[name]}, headers)
+        if request.method in ("GET", "HEAD"):  # seed doc: GET, HEAD, POST
+            return SandboxResponse(200, None if request.method == "HEAD" else self._describe(name), headers)
         if request.method != "POST":
             return SandboxResponse(405, [{"errorCode": "METHOD_NOT_ALLOWED",
-                                          "message": f"HTTP Method '{request.method}' not allowed"}], headers)
+                                          "message": f"HTTP Method '{request.method}' not allowed. "
+                                                     "Allowed are GET,HEAD,POST"}], headers)
         try:
             body = request.json()
-        except ValueError:
-            body = None
+        except ValueError as exc:  # sandbox choice: unparseable JSON -> JSON_PARSER_ERROR
+            return SandboxResponse(400, [{"errorCode": "JSON_PARSER_ERROR", "message": f"Unexpected body: {exc}"}],
+                                   headers)
         inputs = body.get("inputs") if isinstance(body, dict) else None
         if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
-            return SandboxResponse(400, [{"errorCode": "JSON_PARSER_ERROR",
-                                          "message": "the body must be {\"inputs\": [ {...}, ... ]}"}], headers)
+            # sandbox choice: JSON without an "inputs" list of objects -> INVALID_INPUT, request-level
+            return SandboxResponse(400, [{"errorCode": "INVALID_INPUT",
+                                          "message": "The request body must be {\"inputs\": [ {...}, ... ]}"}],
+                                   headers)
         self.calls.append((name, len(inputs)))
         return self._run(name, inputs, headers)
 
@@ -335,31 +477,133 @@ class SalesforceEmulator:
         snapshot = None if self.partial_save_allowed else self._snapshot()
         action = self.ACTIONS[name]
         results: list[dict[str, Any]] = []
-        for data in inputs:
+        for data in inputs:  # seed doc / API-FACTS: one result per input, in input order
             try:
+                target = self._target_of(data)
+                if target is not None and target in self.locked_targets:
+                    # sandbox choice: the seeded lock answers once, then is gone (a retry succeeds)
+                    self.locked_targets.discard(target)
+                    raise InputError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 "
+                                     "records: " + target)
                 output = action(self, data)
                 results.append({"actionName": name, "isSuccess": True, "errors": None, "outputValues": output})
             except InputError as exc:
-                results.append({"actionName": name, "isSuccess": False, "outputValues": None,
+                # seed doc: the error samples carry errors[] and outputValues.error
+                results.append({"actionName": name, "isSuccess": False, "outputValues": {"error": exc.message},
                                 "errors": [{"statusCode": exc.code, "message": exc.message, "fields": exc.fields}]})
         failed = any(not r["isSuccess"] for r in results)
         if failed and snapshot is not None:  # API-FACTS: with partial save off, one failure rolls back all
             self._restore(snapshot)
+            message = "Rolled back: another input of this all-or-none call failed; this input was not applied."
             for r in results:
                 if r["isSuccess"]:
-                    r.update(isSuccess=False, outputValues=None, errors=[{
-                        "statusCode": ROLLED_BACK, "fields": [],
-                        "message": "rolled back because another input of this call failed"}])
+                    r.update(isSuccess=False, outputValues={"error": message},
+                             errors=[{"statusCode": ROLLED_BACK, "message": message, "fields": []}])
         # API-FACTS: HTTP 400 with the same per-input array when some or all inputs fail
         return SandboxResponse(400 if failed else 200, results, headers)
 
     def _snapshot(self) -> tuple[Any, ...]:
-        return copy.deepcopy((self.trackers, self.by_target, self.step_trackers, self.assignments, self.locked_targets,
-                              self._serial))
+        # sandbox choice: locked_targets is not part of the rollback (the lock was a passing condition
+        # the attempt used up), so an all-or-none call with a locked row succeeds when sent again
+        return copy.deepcopy((self.trackers, self.by_target, self.step_trackers, self.assignments, self._serial))
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        (self.trackers, self.by_target, self.step_trackers, self.assignments, self.locked_targets,
-         self._serial) = snapshot
+        self.trackers, self.by_target, self.step_trackers, self.assignments, self._serial = snapshot
+
+    def _describe(self, name: str) -> dict[str, Any]:
+        """API-FACTS: the describe lists the action's inputs (name, type, required, picklistValues)."""
+        return {
+            "name": name, "label": name, "type": "STANDARD", "minimumApiVersion": MIN_VERSION[name],
+            "inputs": [{"name": n, "label": n, "type": t, "required": r, "sobjectType": None,
+                        "picklistValues": [{"label": v, "value": v} for v in _PICK.get(n, ())] or None}
+                       for n, t, r in INPUTS[name]],
+            "outputs": [{"name": n, "type": t} for n, t in OUTPUTS.get(name, ())],
+        }
+
+    # -- a tiny SOQL subset (sandbox choice; API-FACTS names the objects and fields) -----------------
+    def _records(self, sobject: str) -> list[dict[str, Any]] | None:
+        if sobject == "ActionCadence":
+            return [{"Id": to18(c["id"]), "Name": c["name"], "State": c.get("state", "Active")}
+                    for c in self.cadences.values()]
+        if sobject == "ActionCadenceTracker":
+            out = []
+            for t in self.trackers.values():
+                step = self.step_trackers.get(t.get("step_tracker_id") or "")
+                active = t["state"] in ("Running", "Paused")
+                out.append({"Id": t["id"], "TargetId": t["target_id"], "ActionCadenceId": t["cadence_id"],
+                            "OwnerId": t["owner_id"], "State": t["state"], "IsTrackerActive": active,
+                            "CurrentStepId": step["step_id"] if step is not None and active else None,
+                            "CompletionDisposition": t.get("disposition"),
+                            "CompletionReason": t.get("completion_reason"), "RelatedToId": t.get("related_to")})
+            return out
+        if sobject == "ActionCadenceStepTracker":
+            return [{"Id": s["id"], "ActionCadenceTrackerId": s["tracker_id"], "TargetId": s["target_id"],
+                     "ActionCadenceStepId": s["step_id"], "State": s["state"]} for s in self.step_trackers.values()]
+        if sobject in ("Lead", "Contact", "Account"):
+            return [{"Id": i, "FirstName": r.get("first_name"), "LastName": r.get("last_name"),
+                     "Company": r.get("company"), "Email": r.get("email")}
+                    for i, r in self.targets.items() if self.target_kind[i] == sobject]
+        if sobject == "User":
+            return [{"Id": i, "Name": u.get("name"), "Email": u.get("email")} for i, u in self.users.items()]
+        return None
+
+    def _query(self, soql: str, headers: dict[str, str], version: str = "62.0") -> SandboxResponse:
+        """``SELECT f1, f2 FROM Object [WHERE f = 'v' [AND f IN ('a','b') ...]] [LIMIT n]``; field
+        names case-insensitive, ID values compared in their 18-character form."""
+        def malformed(message: str) -> SandboxResponse:
+            return SandboxResponse(400, [{"errorCode": "MALFORMED_QUERY", "message": message}], headers)
+
+        m = re.fullmatch(r"\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?(?:\s+LIMIT\s+(\d+))?\s*",
+                         soql, re.I | re.S)
+        if m is None:
+            return malformed(f"unsupported query (the sandbox knows SELECT ... FROM ... WHERE ... LIMIT): {soql}")
+        records = self._records(m.group(2))
+        if records is None:
+            return SandboxResponse(400, [{"errorCode": "INVALID_TYPE", "message": f"sObject type '{m.group(2)}' is "
+                                          "not supported."}], headers)
+        known = {k.lower(): k for k in records[0]} if records else {}
+        fields = [f.strip() for f in m.group(1).split(",")]
+        for f in fields:
+            if known and f.lower() not in known:
+                return SandboxResponse(400, [{"errorCode": "INVALID_FIELD", "message": f"No such column '{f}' on "
+                                              f"entity '{m.group(2)}'."}], headers)
+
+        def norm(value: Any) -> Any:
+            return _id(value) or value if isinstance(value, str) else value
+
+        conditions = []
+        for part in re.split(r"\s+AND\s+", m.group(3) or "", flags=re.I) if m.group(3) else []:
+            c = re.fullmatch(r"(\w+)\s*(=|!=|IN)\s*(.+)", part.strip(), re.I | re.S)
+            if c is None or (known and c.group(1).lower() not in known):
+                return malformed(f"unsupported condition: {part}")
+            raw = c.group(3).strip()
+            items = raw[1:-1].split(",") if c.group(2).upper() == "IN" and raw.startswith("(") else [raw]
+            values = []
+            for item in items:
+                item = item.strip()
+                if item.lower() in ("true", "false"):
+                    values.append(item.lower() == "true")
+                elif item.lower() == "null":
+                    values.append(None)
+                elif len(item) >= 2 and item[0] == item[-1] == "'":
+                    values.append(norm(item[1:-1]))
+                else:
+                    return malformed(f"unsupported value: {item}")
+            conditions.append((known.get(c.group(1).lower(), c.group(1)), c.group(2).upper(), values))
+        hits = []
+        for record in records:
+            ok = True
+            for field_name, op, values in conditions:
+                inside = norm(record.get(field_name)) in values
+                ok = ok and (not inside if op == "!=" else inside)
+            if ok:
+                hits.append(record)
+        if m.group(4):
+            hits = hits[: int(m.group(4))]
+        base = f"/services/data/v{version}/sobjects/{m.group(2)}"
+        out = [{"attributes": {"type": m.group(2), "url": f"{base}/{r['Id']}"},
+                **{known.get(f.lower(), f): r.get(known.get(f.lower(), f)) for f in fields}} for r in hits]
+        return SandboxResponse(200, {"totalSize": len(out), "done": True, "records": out}, headers)
 
     def audit(self) -> dict[str, Any]:
         """The org's own record of what was done, for tests that must prove nothing happened twice."""

@@ -20,10 +20,17 @@ from batchrunner.sandbox.base import SandboxRequest, SandboxResponse
 from batchrunner.sandbox.seeds import load_seed
 
 _MEMBERSHIP = re.compile(r"^/v2/cadence_memberships/(\d+)(?:\.json)?$")
+_STEP = re.compile(r"^/v2/steps/(\d+)(?:\.json)?$")
+_API = "https://api.salesloft.com/v2"
 
 
 def _now_iso(clock: Callable[[], float]) -> str:
-    return datetime.fromtimestamp(clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # seed doc: date-times look like 2024-01-01T00:00:00.000000+00:00
+    return datetime.fromtimestamp(clock(), UTC).isoformat(timespec="microseconds")
+
+
+def _ref(kind: str, ident: int) -> dict[str, Any]:
+    return {"id": ident, "_href": f"{_API}/{kind}/{ident}"}  # seed doc: {id, _href}
 
 
 class Budget:
@@ -33,6 +40,8 @@ class Budget:
 
     def __init__(self, per_minute: int, clock: Callable[[], float], window: str = "fixed",
                  window_seconds: float = 60.0) -> None:
+        if window not in ("fixed", "rolling"):
+            raise ValueError(f"window must be 'fixed' or 'rolling', not {window!r}")
         self.per_minute, self.clock, self.window, self.window_seconds = per_minute, clock, window, window_seconds
         self.spent: list[tuple[float, float]] = []  # (time, cost), rolling window
         self.minute = -1
@@ -77,8 +86,12 @@ class SalesloftEmulator:
         self.memberships: dict[int, dict[str, Any]] = {}
         self._next_id = 9_000_001
         for m in seed.get("memberships", []):
-            self.memberships[m["id"]] = self._membership_record(m["id"], m["person_id"], m["cadence_id"],
-                                                                m["user_id"], m.get("currently_on_cadence", True))
+            on = m.get("currently_on_cadence", True)
+            record = self._membership_record(m["id"], m["person_id"], m["cadence_id"], m["user_id"], on)
+            # seed may give its own timestamps/state; else "now", "active" (sandbox choice)
+            record.update({k: m[k] for k in ("created_at", "added_at", "updated_at", "current_state") if k in m})
+            self.memberships[m["id"]] = record
+            self._next_id = max(self._next_id, m["id"] + 1)
         self.calls: list[tuple[str, str]] = []
         self.enrolments: dict[str, int] = {}  # "person:cadence" -> successful adds (crash tests)
         self.rejected_429 = 0
@@ -90,22 +103,27 @@ class SalesloftEmulator:
 
     @staticmethod
     def _cost(request: SandboxRequest) -> float:
-        # API-FACTS: most requests cost 1; list pages beyond page 100 cost 3 to 30
+        # API-FACTS: most requests cost 1; list pages beyond page 100 cost 3 to 30 (sandbox choice: 3)
         page = request.param("page")
-        return 3.0 if page and page.isdigit() and int(page) > 100 else 1.0
+        return 3.0 if request.method == "GET" and page and page.isdigit() and int(page) > 100 else 1.0
 
     # -- HTTP ---------------------------------------------------------------------------------
     def handle(self, request: SandboxRequest) -> SandboxResponse:
         self.calls.append((request.method, request.path))
         cost = self._cost(request)
         user_id = self.keys.get(request.bearer_token() or "")
-        if user_id is None:  # API-FACTS: 401 is {"error": "..."}; sandbox choice: no team, no budget spent
-            return SandboxResponse(401, {"error": "Unauthorized"})
+        if user_id is None:  # API-FACTS: 401 is {"error": "..."}
+            # sandbox choice: an unknown key is charged nothing (no team to charge), but the answer still
+            # carries the headers (API-FACTS: every response), showing this one team's budget
+            return self._with_headers(SandboxResponse(401, {"error": "Unauthorized"}), cost)
         if not self.budget.spend(cost):  # API-FACTS: exhaustion answers 429; no Retry-After is documented
+            # sandbox choice: a refused request changes nothing (no budget spent, no state touched)
             self.rejected_429 += 1
             return self._with_headers(SandboxResponse(429, {"error": "Rate limit exceeded"}), cost)
         user = self.users[user_id]
         response = self._route(request, user)
+        # sandbox choice: answers are snapshots; a client (or a test) holding one never sees later changes
+        response.body = copy.deepcopy(response.body)
         return self._with_headers(response, cost)
 
     def _with_headers(self, response: SandboxResponse, cost: float) -> SandboxResponse:
@@ -132,8 +150,14 @@ class SalesloftEmulator:
             return self.list_cadences(request, user)
         if path == "/v2/users" and method == "GET":
             return self.list_users(request)
+        if path == "/v2/steps" and method == "GET":
+            return self.list_steps(request, user)
+        if (m := _STEP.match(path)) and method == "GET":
+            step = self._visible_step(int(m.group(1)), user)
+            return SandboxResponse(200, {"data": step}) if step else SandboxResponse(404, {"error": "Not Found"})
         if path == "/v2/me" and method == "GET":
             return SandboxResponse(200, {"data": self._user_json(user)})
+        # sandbox choice: any other path or method answers 404 in the API-FACTS error shape
         return SandboxResponse(404, {"error": "Not Found"})
 
     # -- visibility (seed: person and cadence must be visible to the token's user) ----------------
@@ -147,15 +171,23 @@ class SalesloftEmulator:
         # sandbox choice: people marked private are visible only to their owner (and admins)
         return not person.get("private") or person.get("owner_id") == user["id"] or user.get("admin", False)
 
+    @staticmethod
+    def _may_act_on(cadence: dict[str, Any], acting: dict[str, Any]) -> bool:
+        # seed: "cannot be added ... on behalf of a teammate unless the cadence is a team cadence, the
+        # cadence is owned by the teammate, or the teammate has the Personal Cadence Admin permission";
+        # seed (user_id): "The associated cadence must be owned by the user, or it must be a team cadence".
+        # user_id defaults to the token's user, so the same rule applies to the token's own user.
+        return bool(cadence.get("team_cadence") or cadence["owner_id"] == acting["id"]
+                    or acting.get("personal_cadence_admin", False))
+
     # -- memberships ------------------------------------------------------------------------------
     def _membership_record(self, mid: int, person_id: int, cadence_id: int, user_id: int, on: bool) -> dict[str, Any]:
         stamp = _now_iso(self.clock)
+        # seed doc: the membership fields; sandbox choice: no actions happen here, so latest_action is null
         return {"id": mid, "added_at": stamp, "created_at": stamp, "updated_at": stamp, "person_deleted": False,
                 "currently_on_cadence": on, "current_state": "active" if on else "removed",
-                "cadence": {"id": cadence_id, "_href": f"https://api.salesloft.com/v2/cadences/{cadence_id}"},
-                "person": {"id": person_id, "_href": f"https://api.salesloft.com/v2/people/{person_id}"},
-                "user": {"id": user_id, "_href": f"https://api.salesloft.com/v2/users/{user_id}"},
-                "latest_action": None, "counts": {"views": 0, "clicks": 0, "replies": 0, "calls": 0,
+                "cadence": _ref("cadences", cadence_id), "person": _ref("people", person_id),
+                "user": _ref("users", user_id), "latest_action": None, "counts": {"views": 0, "clicks": 0, "replies": 0, "calls": 0,
                                                   "sent_emails": 0, "bounces": 0}}
 
     @staticmethod
@@ -164,34 +196,41 @@ class SalesloftEmulator:
 
     @staticmethod
     def _int(value: str | None) -> int | None:
-        return int(value) if value is not None and value.isdigit() else None
+        return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
     def add(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
-        # seed: person_id and cadence_id are query parameters (the sample sends an empty body)
+        # seed: person_id and cadence_id are required query parameters (the sample sends an empty body;
+        # sandbox choice: any body is ignored)
+        for field in ("person_id", "cadence_id", "user_id", "step_id", "task_id"):
+            raw = request.param(field)
+            if raw is None and field in ("person_id", "cadence_id"):
+                return self._errors(field, "is required")  # API-FACTS: 422 {"errors": {field: [...]}}
+            if raw is not None and self._int(raw) is None:
+                return self._errors(field, "must be an integer")  # sandbox choice: 422 as above
         person_id, cadence_id = self._int(request.param("person_id")), self._int(request.param("cadence_id"))
-        if person_id is None or cadence_id is None:
-            field = "person_id" if person_id is None else "cadence_id"
-            return self._errors(field, "is required")
+        assert person_id is not None and cadence_id is not None
         person, cadence = self.people.get(person_id), self.cadences.get(cadence_id)
-        # API-FACTS: 404 also when a record exists but is not visible
+        # seed: person and cadence must be visible; API-FACTS: 404 {"error"} also when a record exists
+        # but is not visible (sandbox choice: 404 rather than a 422 on person_id / cadence_id)
         if person is None or not self._person_visible(person, user):
             return SandboxResponse(404, {"error": "Not Found"})
         if cadence is None or not self._cadence_visible(cadence, user):
             return SandboxResponse(404, {"error": "Not Found"})
-        acting = user
+        acting = user  # seed: user_id defaults to the authenticated user
         if request.param("user_id") is not None:
+            # seed: user_id can be "any visible user on the authenticated team"; sandbox choice: an unknown
+            # user is a 422 on user_id
             acting = self.users.get(self._int(request.param("user_id")) or -1)
             if acting is None:
-                return self._errors("user_id", "not found")
-            # seed: on a teammate's behalf needs a team cadence, the teammate's own cadence, or the
-            # Personal Cadence Admin permission
-            if acting["id"] != user["id"] and not (cadence.get("team_cadence") or cadence["owner_id"] == acting["id"]
-                                                     or user.get("personal_cadence_admin", False)):
-                return SandboxResponse(403, {"error": "You are not allowed to add people to this cadence on "
-                                                      "behalf of another user"})  # sandbox choice: 403
-        step_id = self._int(request.param("step_id"))
-        if request.param("step_id") is not None and step_id not in cadence.get("step_ids", []):
-            return self._errors("step_id", "does not belong to this cadence")  # seed: step of that cadence
+                return self._errors("user_id", "is not a user on this team")
+        if not self._may_act_on(cadence, acting):
+            # sandbox choice: 403 {"error"} (API-FACTS shape for 403) rather than 422
+            who = "you" if acting["id"] == user["id"] else f"user {acting['id']}"
+            return SandboxResponse(403, {"error": f"Cannot add people to cadence {cadence_id} for {who}: it is not a "
+                                                  "team cadence, not owned by that user, and the user lacks the "
+                                                  "Personal Cadence Admin permission"})
+        if request.param("step_id") is not None and self._int(request.param("step_id")) not in cadence.get("step_ids", []):
+            return self._errors("step_id", "does not belong to this cadence")  # seed: a step of that cadence
         existing = next((m for m in self.memberships.values()
                          if m["person"]["id"] == person_id and m["cadence"]["id"] == cadence_id), None)
         if existing is not None and existing["currently_on_cadence"]:
@@ -202,12 +241,14 @@ class SalesloftEmulator:
             existing = self._membership_record(self._next_id, person_id, cadence_id, acting["id"], True)
             self._next_id += 1
             self.memberships[existing["id"]] = existing
-        else:  # API-FACTS: one record per (person, cadence); re-adding reuses it
-            existing.update(added_at=stamp, updated_at=stamp, currently_on_cadence=True, current_state="active",
-                            user={"id": acting["id"], "_href": f"https://api.salesloft.com/v2/users/{acting['id']}"})
+        # API-FACTS: one record per (person, cadence); re-adding reuses it (created_at kept, added_at now)
+        # seed doc: "staged" = waiting for the first step, which is where a just-added person is
+        # (sandbox choice: nothing ever advances it)
+        existing.update(added_at=stamp, updated_at=stamp, currently_on_cadence=True, current_state="staged",
+                        user=_ref("users", acting["id"]))
         key = f"{person_id}:{cadence_id}"
         self.enrolments[key] = self.enrolments.get(key, 0) + 1
-        return SandboxResponse(200, {"data": existing})
+        return SandboxResponse(200, {"data": existing})  # seed doc: 200 with the membership
 
     def _visible_membership(self, mid: int, user: dict[str, Any]) -> dict[str, Any] | None:
         m = self.memberships.get(mid)
@@ -264,8 +305,27 @@ class SalesloftEmulator:
             items = [u for u in items if search in u["name"].lower() or search in u["email"].lower()]
         data = [self._user_json(u) for u in items]
         if request.param("page") is None:  # API-FACTS: without `page`, every user
-            return SandboxResponse(200, {"data": data, "metadata": {"paging": None}})
+            # sandbox choice: paging then describes one page holding everything, next_page null
+            paging = {"per_page": len(data), "current_page": 1, "next_page": None, "prev_page": None}
+            return SandboxResponse(200, {"data": data, "metadata": {"paging": paging}})
         return self._page(request, data)
+
+    # -- steps (optional; sandbox choice: the seed lists step ids per cadence, numbered in order) ----
+    def _steps(self, cadence: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"id": sid, "step_number": n, "cadence": _ref("cadences", cadence["id"])}
+                for n, sid in enumerate(cadence.get("step_ids", []), start=1)]
+
+    def _visible_step(self, step_id: int, user: dict[str, Any]) -> dict[str, Any] | None:
+        for cadence in self.cadences.values():
+            if step_id in cadence.get("step_ids", []) and self._cadence_visible(cadence, user):
+                return next(s for s in self._steps(cadence) if s["id"] == step_id)
+        return None
+
+    def list_steps(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
+        cid = self._int(request.param("cadence_id"))  # filter cadence_id; unknown filters ignored (API-FACTS)
+        items = [s for c in self.cadences.values() if self._cadence_visible(c, user)
+                 and (cid is None or c["id"] == cid) for s in self._steps(c)]
+        return self._page(request, items)
 
     def _page(self, request: SandboxRequest, items: list[dict[str, Any]]) -> SandboxResponse:
         # API-FACTS: per_page 1-100 (default 25), page from 1, next_page null at the end
@@ -281,13 +341,14 @@ class SalesloftEmulator:
     def _person_json(p: dict[str, Any]) -> dict[str, Any]:
         return {"id": p["id"], "first_name": p["first_name"], "last_name": p["last_name"],
                 "email_address": p["email_address"], "crm_id": p.get("crm_id"), "company_name": p.get("company"),
-                "owner": {"id": p.get("owner_id")}}
+                "display_name": f"{p['first_name']} {p['last_name']}".strip(),
+                "owner": _ref("users", p["owner_id"]) if p.get("owner_id") else None}
 
     @staticmethod
     def _cadence_json(c: dict[str, Any]) -> dict[str, Any]:
         return {"id": c["id"], "name": c["name"], "team_cadence": c.get("team_cadence", False),
-                "shared": c.get("shared", False), "owner": {"id": c["owner_id"]}, "archived_at": None,
-                "draft": False}
+                "shared": c.get("shared", False), "owner": _ref("users", c["owner_id"]),
+                "archived_at": c.get("archived_at"), "draft": c.get("draft", False)}
 
     @staticmethod
     def _user_json(u: dict[str, Any]) -> dict[str, Any]:
