@@ -127,11 +127,12 @@ def test_add_answers_the_documented_membership_and_re_add_moves_added_at_only() 
     clock.time += 3600
     assert call(emu, "DELETE", f"{POST}/{data['id']}").status == 204
     assert call(emu, "GET", POST, [("person_id", "70007"), ("currently_on_cadence", "true")]).body["data"] == []
+    assert data["currently_on_cadence"] is True  # the first answer is a snapshot, not the live record
     clock.time += 3600
     again = call(emu, "POST", POST, [("person_id", "70007"), ("cadence_id", "5004")]).body["data"]
     assert again["id"] == data["id"] and again["created_at"] == data["created_at"]
     assert again["added_at"] == "2023-11-15T00:13:20.000000+00:00" and again["currently_on_cadence"] is True
-    assert data["currently_on_cadence"] is True  # the first answer is a snapshot, not the live record
+    assert data["added_at"] == "2023-11-14T22:13:20.000000+00:00"  # still the snapshot
     assert len([m for m in emu.memberships.values() if m["person"]["id"] == 70007]) == 1
 
 

@@ -187,8 +187,8 @@ class SalesloftEmulator:
         return {"id": mid, "added_at": stamp, "created_at": stamp, "updated_at": stamp, "person_deleted": False,
                 "currently_on_cadence": on, "current_state": "active" if on else "removed",
                 "cadence": _ref("cadences", cadence_id), "person": _ref("people", person_id),
-                "user": _ref("users", user_id), "latest_action": None, "counts": {"views": 0, "clicks": 0, "replies": 0, "calls": 0,
-                                                  "sent_emails": 0, "bounces": 0}}
+                "user": _ref("users", user_id), "latest_action": None,
+                "counts": {"views": 0, "clicks": 0, "replies": 0, "calls": 0, "sent_emails": 0, "bounces": 0}}
 
     @staticmethod
     def _errors(field: str, message: str) -> SandboxResponse:
@@ -229,7 +229,8 @@ class SalesloftEmulator:
             return SandboxResponse(403, {"error": f"Cannot add people to cadence {cadence_id} for {who}: it is not a "
                                                   "team cadence, not owned by that user, and the user lacks the "
                                                   "Personal Cadence Admin permission"})
-        if request.param("step_id") is not None and self._int(request.param("step_id")) not in cadence.get("step_ids", []):
+        step = request.param("step_id")
+        if step is not None and self._int(step) not in cadence.get("step_ids", []):
             return self._errors("step_id", "does not belong to this cadence")  # seed: a step of that cadence
         existing = next((m for m in self.memberships.values()
                          if m["person"]["id"] == person_id and m["cadence"]["id"] == cadence_id), None)
