@@ -238,15 +238,20 @@ def resume(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any
                                           clock=clock, progress=progress, handle_signals=handle_signals))
 
 
+def open_run_journal(run_dir: Path) -> Journal:
+    """The journal of an earlier run, or a JobError (exit 2) saying the directory is not a run."""
+    if not (run_dir / "journal.sqlite").is_file():
+        raise JobError(f"{run_dir} is not a run directory (it has no journal.sqlite).")
+    return Journal(run_dir / "journal.sqlite")
+
+
 async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any | None = None,
                        clock: Clock | None = None, progress: bool | None = None,
                        handle_signals: bool = False) -> RunResult:
     """Finish a run that stopped. Rows with an outcome are never sent again; rows that were in
     flight are checked by the platform session before anything is re-sent."""
     run_dir = Path(run_dir)
-    if not (run_dir / "journal.sqlite").is_file():
-        raise JobError(f"{run_dir} is not a run directory (it has no journal.sqlite).")
-    journal = Journal(run_dir / "journal.sqlite")
+    journal = open_run_journal(run_dir)
     try:
         meta = journal.meta()
         job = load_job(meta["job_path"])
@@ -287,9 +292,7 @@ def retry_rows(run_dir: Path) -> tuple[Path, Path]:
     """Write the earlier run's failed and not_attempted rows as a new input file; return
     (job path, input path) for a new run over them."""
     run_dir = Path(run_dir)
-    if not (run_dir / "journal.sqlite").is_file():
-        raise JobError(f"{run_dir} is not a run directory (it has no journal.sqlite).")
-    journal = Journal(run_dir / "journal.sqlite")
+    journal = open_run_journal(run_dir)
     try:
         meta = journal.meta()
         rows = [r[0] for r in journal.all_rows() if r[2] != "done" or r[3] == Status.FAILED.value]
