@@ -1,18 +1,29 @@
-"""The run's journal: every row's state in SQLite, written as outcomes arrive.
+"""The run's journal: an append-only log in SQLite of what happened to the rows, written as it happens.
 
-It is the truth the reports are built from and that `resume` reads. A row goes pending ->
-in_flight (before its request is sent) -> done (its outcome committed as soon as the response is
-read, one transaction per response). WAL mode keeps those small commits cheap.
+It is the truth the reports are built from and that `resume` reads. Three kinds of event, each
+committed on its own before the run goes on:
+
+- ``start``: these rows' request is about to be sent (a row whose last start has no outcome
+  after it is *in flight*: its request may or may not have been applied);
+- ``release``: the platform refused to process them (auth lost, budget stop): pending again;
+- ``finish``: final outcomes, one event per response, stored column-wise.
+
+One small insert per request instead of one update per row is what keeps a million-row run's
+bookkeeping at a few seconds: a row's state is derived (in bulk, with polars) when it is read,
+which happens once at the end of a run and once at `resume`. WAL mode keeps the commits cheap;
+``synchronous=NORMAL`` survives a killed process (not a power cut mid-commit).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from batchrunner.outcome import RowOutcome, Status
 
@@ -20,19 +31,19 @@ PENDING, IN_FLIGHT, DONE = "pending", "in_flight", "done"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rows (
-    idx INTEGER PRIMARY KEY,      -- 0-based input row
-    operation TEXT,
-    state TEXT NOT NULL,          -- pending | in_flight | done
-    status TEXT,                  -- final status once done
-    code TEXT,
-    message TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    result TEXT,                  -- JSON
-    finished_at TEXT
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,       -- order of events
+    kind TEXT NOT NULL,           -- start | release | finish
+    data TEXT NOT NULL            -- JSON: a list of row indices, or outcome columns (finish)
 );
--- no index on state: every outcome updates it twice, while only resume reads by state (one scan)
 """
+
+#: the columns of `Journal.frame()`, in order
+ROW_SCHEMA: dict[str, Any] = {
+    "idx": pl.Int64, "state": pl.String, "status": pl.String, "code": pl.String, "message": pl.String,
+    "attempts": pl.Int64, "result": pl.String, "finished_at": pl.String,
+}
+_OUTCOME_COLUMNS = ("idx", "status", "code", "message", "attempts", "result")
 
 
 def utc_now() -> str:
@@ -61,55 +72,101 @@ class Journal:
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
 
-    # -- rows -------------------------------------------------------------------------------
-    def add_rows(self, rows: Iterable[tuple[int, str | None]]) -> None:
-        """Register every input row as pending (idx, operation)."""
-        with self.db:
-            self.db.executemany("INSERT OR IGNORE INTO rows(idx, operation, state) VALUES (?, ?, 'pending')", rows)
+    # -- writing ----------------------------------------------------------------------------
+    def add_rows(self, count: int) -> None:
+        """Register the input's rows (0 .. count-1); every one starts pending."""
+        self.set_meta(rows=int(count))
+
+    def _event(self, kind: str, data: Any) -> None:
+        self.db.execute("INSERT INTO events(kind, data) VALUES (?, ?)", (kind, json.dumps(data, default=str)))
 
     def start(self, indices: Sequence[int]) -> None:
         """Mark rows in flight: their request is about to be sent."""
-        with self.db:
-            self.db.executemany(
-                "UPDATE rows SET state = 'in_flight', attempts = attempts + 1 WHERE idx = ?",
-                [(i,) for i in indices],
-            )
+        self._event("start", [int(i) for i in indices])
 
     def release(self, indices: Sequence[int]) -> None:
         """Rows whose request the platform refused to process (auth lost, budget stop): pending
         again, so `resume` sends them. Their attempt still counts: it was sent."""
-        with self.db:
-            self.db.executemany(
-                "UPDATE rows SET state = 'pending' WHERE idx = ? AND state = 'in_flight'", [(i,) for i in indices]
-            )
+        if indices:
+            self._event("release", [int(i) for i in indices])
 
     def finish(self, outcomes: Sequence[RowOutcome]) -> None:
-        """Commit final outcomes, one transaction for a whole response."""
+        """Commit final outcomes: one event for a whole response."""
         if not outcomes:
             return
-        now = utc_now()
-        with self.db:
-            self.db.executemany(
-                "UPDATE rows SET state = 'done', status = ?, code = ?, message = ?, result = ?, finished_at = ?,"
-                " attempts = MAX(attempts, ?) WHERE idx = ?",
-                [
-                    (str(o.status), o.code, o.message, None if o.result is None else json.dumps(o.result, default=str),
-                     now, o.attempts, o.row)
-                    for o in outcomes
-                ],
-            )
+        self.finish_columns(
+            [o.row for o in outcomes], [str(o.status) for o in outcomes], [o.code for o in outcomes],
+            [o.message for o in outcomes], [o.attempts for o in outcomes],
+            [None if o.result is None else json.dumps(o.result, default=str) for o in outcomes],
+        )
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for state, status, n in self.db.execute("SELECT state, status, COUNT(*) FROM rows GROUP BY state, status"):
-            key = status if state == DONE else Status.NOT_ATTEMPTED.value
-            out[key] = out.get(key, 0) + n
-        return out
+    def finish_columns(self, idx: Sequence[int], status: Sequence[str], code: Sequence[str | None],
+                       message: Sequence[str | None], attempts: Sequence[int] | None = None,
+                       result: Sequence[str | None] | None = None) -> None:
+        """`finish` for outcomes already held column-wise (invalid rows from the validator):
+        no per-row objects for a file with a million bad rows. ``result`` holds JSON text."""
+        if not idx:
+            return
+        n = len(idx)
+        self._event("finish", {
+            "idx": list(idx), "status": list(status), "code": list(code), "message": list(message),
+            "attempts": list(attempts) if attempts is not None else [0] * n,
+            "result": list(result) if result is not None else [None] * n, "at": utc_now(),
+        })
+
+    # -- reading ----------------------------------------------------------------------------
+    def row_count(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'rows'").fetchone()
+        return int(json.loads(row[0])) if row else 0
+
+    def frame(self) -> pl.DataFrame:
+        """Every row's state, derived from the events: one line per input row, in row order."""
+        started: list[int] = []
+        started_at: list[int] = []
+        released: list[int] = []
+        released_at: list[int] = []
+        done: dict[str, list[Any]] = {name: [] for name in (*_OUTCOME_COLUMNS, "finished_at", "event")}
+        for event, kind, data in self.db.execute("SELECT id, kind, data FROM events ORDER BY id"):
+            value = json.loads(data)
+            if kind == "start":
+                started.extend(value)
+                started_at.extend([event] * len(value))
+            elif kind == "release":
+                released.extend(value)
+                released_at.extend([event] * len(value))
+            else:
+                n = len(value["idx"])
+                for name in _OUTCOME_COLUMNS:
+                    done[name].extend(value[name])
+                done["finished_at"].extend([value["at"]] * n)
+                done["event"].extend([event] * n)
+        rows = pl.DataFrame({"idx": pl.int_range(self.row_count(), eager=True, dtype=pl.Int64)})
+        starts = (pl.DataFrame({"idx": started, "event": started_at}, schema={"idx": pl.Int64, "event": pl.Int64})
+                  .group_by("idx").agg(pl.len().cast(pl.Int64).alias("sent"), pl.col("event").max().alias("last_start")))
+        releases = (pl.DataFrame({"idx": released, "event": released_at}, schema={"idx": pl.Int64, "event": pl.Int64})
+                    .group_by("idx").agg(pl.col("event").max().alias("last_release")))
+        outcomes = (pl.DataFrame(done, schema={"idx": pl.Int64, "status": pl.String, "code": pl.String,
+                                               "message": pl.String, "attempts": pl.Int64, "result": pl.String,
+                                               "finished_at": pl.String, "event": pl.Int64})
+                    .sort("event").unique("idx", keep="last"))
+        joined = (rows.join(outcomes, on="idx", how="left").join(starts, on="idx", how="left")
+                  .join(releases, on="idx", how="left"))
+        in_flight = pl.col("last_start").is_not_null() & (pl.col("last_start") > pl.col("last_release").fill_null(-1))
+        state = (pl.when(pl.col("status").is_not_null()).then(pl.lit(DONE))
+                 .when(in_flight).then(pl.lit(IN_FLIGHT)).otherwise(pl.lit(PENDING)))
+        attempts = pl.max_horizontal(pl.col("attempts").fill_null(0), pl.col("sent").fill_null(0))
+        return joined.select(pl.col("idx"), state.alias("state"), "status", "code", "message",
+                             attempts.alias("attempts"), "result", "finished_at").sort("idx")
+
+    def counts(self, frame: pl.DataFrame | None = None) -> dict[str, int]:
+        """Rows per final status; rows without one count as not_attempted."""
+        frame = self.frame() if frame is None else frame
+        status = pl.when(pl.col("state") == DONE).then(pl.col("status")).otherwise(pl.lit(Status.NOT_ATTEMPTED.value))
+        return dict(frame.group_by(status.alias("s")).len().iter_rows())
 
     def indices(self, state: str) -> list[int]:
-        return [i for (i,) in self.db.execute("SELECT idx FROM rows WHERE state = ? ORDER BY idx", (state,))]
+        return self.frame().filter(pl.col("state") == state)["idx"].to_list()
 
     def all_rows(self) -> list[tuple]:
-        return self.db.execute(
-            "SELECT idx, operation, state, status, code, message, attempts, result, finished_at FROM rows ORDER BY idx"
-        ).fetchall()
+        """(idx, state, status, code, message, attempts, result, finished_at) per row, in row order."""
+        return self.frame().rows()

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from batchrunner import failpoints
-from batchrunner.journal import DONE, Journal
+from batchrunner.journal import DONE
 from batchrunner.outcome import RERUNNABLE, Status
 
 RESULT_COLUMNS = ("_row", "_operation", "_status", "_error_code", "_error_message", "_attempts", "_result",
@@ -33,37 +33,35 @@ def atomic_write(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def results_frame(frame: pl.DataFrame, journal: Journal, stop: tuple[str, str] | None,
-                  run_dir: Path | None = None) -> pl.DataFrame:
-    rows = journal.all_rows()
-    outcomes = pl.DataFrame(
-        rows,
-        schema={"idx": pl.Int64, "_operation": pl.String, "state": pl.String, "status": pl.String,
-                "_error_code": pl.String, "_error_message": pl.String, "_attempts": pl.Int64, "_result": pl.String,
-                "_finished_at": pl.String},
-        orient="row",
-    )
+def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,
+                  stop: tuple[str, str] | None, run_dir: Path | None = None) -> pl.DataFrame:
+    """The input's columns followed by the `_` columns; ``rows`` is `Journal.frame()`."""
     if stop is not None:
         why = f"the run stopped before this row ({stop[0]}: {stop[1]})"
     else:
         why = "the run stopped before this row"
     if run_dir is not None:
         why += f"; continue with: batchrunner resume {run_dir}"
+    assert rows.height == frame.height == operations.len(), "the journal must hold every input row"
     not_done = pl.col("state") != DONE
-    outcomes = outcomes.with_columns(
-        pl.when(not_done).then(pl.lit(Status.NOT_ATTEMPTED.value)).otherwise(pl.col("status")).alias("_status"),
-        pl.when(not_done).then(pl.lit("NOT_ATTEMPTED")).otherwise(pl.col("_error_code")).alias("_error_code"),
-        pl.when(not_done).then(pl.lit(why)).otherwise(pl.col("_error_message")).alias("_error_message"),
+    outcomes = rows.select(
         (pl.col("idx") + 1).alias("_row"),
-    ).sort("idx")
-    assert outcomes.height == frame.height, "the journal must hold every input row"
-    return pl.concat([frame, outcomes.select(RESULT_COLUMNS)], how="horizontal")
+        operations.alias("_operation"),
+        pl.when(not_done).then(pl.lit(Status.NOT_ATTEMPTED.value)).otherwise(pl.col("status")).alias("_status"),
+        pl.when(not_done).then(pl.lit("NOT_ATTEMPTED")).otherwise(pl.col("code")).alias("_error_code"),
+        pl.when(not_done).then(pl.lit(why)).otherwise(pl.col("message")).alias("_error_message"),
+        pl.col("attempts").alias("_attempts"),
+        pl.col("result").alias("_result"),
+        pl.col("finished_at").alias("_finished_at"),
+    )
+    return pl.concat([frame, outcomes], how="horizontal")
 
 
-def write_reports(run_dir: Path, frame: pl.DataFrame, journal: Journal, summary: dict[str, Any],
-                  stop: tuple[str, str] | None = None) -> dict[str, Any]:
-    """Write the three reports; return the summary with counts filled in."""
-    results = results_frame(frame, journal, stop, run_dir if stop else None)
+def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,
+                  summary: dict[str, Any], stop: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Write the three reports; return the summary with counts filled in. ``rows`` is
+    `Journal.frame()`, ``operations`` each row's operation (as validated)."""
+    results = results_frame(frame, rows, operations, stop, run_dir if stop else None)
     atomic_write(run_dir / "results.csv", lambda p: results.write_csv(p))
     errors = results.filter(pl.col("_status").is_in([s.value for s in RERUNNABLE]))
     atomic_write(run_dir / "errors.csv", lambda p: errors.write_csv(p))

@@ -27,8 +27,8 @@ from batchrunner.execute import ExecStats, Executor, RetryPolicy
 from batchrunner.errors import JobError
 from batchrunner.job import Job, load_job
 from batchrunner.lock import RunLock
-from batchrunner.journal import Journal, utc_now
-from batchrunner.outcome import RowOutcome, Status
+from batchrunner.journal import DONE, IN_FLIGHT, PENDING, Journal, utc_now
+from batchrunner.outcome import Status
 from batchrunner.plan import Plan, plan
 from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
@@ -137,9 +137,10 @@ async def run_prepared(
         journal.set_meta(job_path=str(job.path), job_name=job.name, platform=job.platform,
                          input_path=str(loaded.path), input_sha256=loaded.sha256, created_at=utc_now(),
                          sandbox=job.is_sandbox, version=__version__, output_dir=str(out))
-        journal.add_rows(validated.select(IDX, OP).iter_rows())
-        invalid = prepared.invalid.select(IDX, CODE, MESSAGE).iter_rows()
-        journal.finish([RowOutcome(i, Status.INVALID, c, m) for i, c, m in invalid])
+        journal.add_rows(validated.height)
+        invalid = prepared.invalid
+        journal.finish_columns(invalid[IDX].to_list(), [Status.INVALID.value] * invalid.height,
+                               invalid[CODE].to_list(), invalid[MESSAGE].to_list())
         journal.finish(prepared.plan.duplicates)
         return await _send_and_report(prepared, prepared.plan, run_dir, journal, dry_run=dry_run,
                                       sandbox_app=sandbox_app, clock=clock, rng=rng, progress=progress,
@@ -174,13 +175,14 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
         "started_at": started_at, "finished_at": utc_now(),
         "duration_seconds": round(time.monotonic() - started, 3), "batchrunner_version": __version__,
     }
-    counts = journal.counts()
+    rows = journal.frame()
+    counts = journal.counts(rows)
     if dry_run:
         code = 1 if counts.get("invalid") else 0
     else:
         code = exit_code_for(counts, stats.stopped is not None)
     summary["exit_code"] = code
-    summary = write_reports(run_dir, loaded.frame, journal, summary, stats.stopped)
+    summary = write_reports(run_dir, loaded.frame, rows, prepared.validated[OP], summary, stats.stopped)
     return RunResult(run_dir, code, summary, stats)
 
 
@@ -265,15 +267,17 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
         lock.acquire(run_dir)
         try:
             prepared = prepare(job, input_path)
-            if prepared.validated.height != len(journal.all_rows()):
+            if prepared.validated.height != journal.row_count():
                 raise JobError("The input no longer has the journal's rows; it cannot be resumed.")
-            pending = set(journal.indices("pending"))
-            unsure = set(journal.indices("in_flight"))
+            rows = journal.frame()
+            pending = set(rows.filter(pl.col("state") == PENDING)["idx"].to_list())
+            in_flight = rows.filter(pl.col("state") == IN_FLIGHT)
+            unsure = set(in_flight["idx"].to_list())
+            attempts = dict(in_flight.select("idx", "attempts").iter_rows())
             catalog = prepared.platform.catalog_for(job)
             sizes = {op.name: prepared.platform.rows_per_request(job, op.name) for op in catalog.operations}
             the_plan = plan(prepared.validated, catalog, sizes, only=pending | unsure)
             journal.finish([d for d in the_plan.duplicates])
-            attempts = {row[0]: row[6] for row in journal.all_rows() if row[0] in unsure}
             for wave in the_plan.waves:
                 for i, unit in enumerate(wave):
                     mine = frozenset(unit.rows) & unsure
@@ -295,7 +299,7 @@ def retry_rows(run_dir: Path) -> tuple[Path, Path]:
     journal = open_run_journal(run_dir)
     try:
         meta = journal.meta()
-        rows = [r[0] for r in journal.all_rows() if r[2] != "done" or r[3] == Status.FAILED.value]
+        rows = journal.frame().filter((pl.col("state") != DONE) | (pl.col("status") == Status.FAILED.value))["idx"].to_list()
     finally:
         journal.close()
     job = load_job(meta["job_path"])

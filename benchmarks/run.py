@@ -35,7 +35,6 @@ import httpx
 
 from batchrunner.job import SandboxSettings, load_job
 from batchrunner.platforms.salesforce.ids import to18
-from batchrunner.ratelimit import RateLimiter
 from batchrunner.runner import prepare, run_prepared
 from batchrunner.sandbox.app import SandboxApp
 from batchrunner.sandbox.faults import FaultyApp
@@ -167,7 +166,7 @@ def local_overhead_child(rows: int) -> None:
                 lead = f"00Q7b{i:010d}"
                 w.writerow([lead if rng.random() < 0.5 else to18(lead), "Ada", f"L{i}", "Acme", f"a{i}@x.example.com"])
         job = _job(Path(tmp), "sf-million", "salesforce", [], "Lead Id", "", "", "assign")
-        job.write_text(f'name = "sf-million"\nplatform = "salesforce"\noperation = "assign"\ninput = "big.csv"\n'
+        job.write_text('name = "sf-million"\nplatform = "salesforce"\noperation = "assign"\ninput = "big.csv"\n'
                        'output_dir = "runs"\n[columns]\ntargetId = "Lead Id"\n'
                        'salesCadenceNameOrId = { value = "Q4 Outbound" }\n[connection]\nsandbox = true\n'
                        '[sandbox]\napi_limit = 1000000000\n[limits]\nconcurrency = 4\nbatch_size = 200\n',

@@ -29,7 +29,7 @@ def setup(tmp_path, handler, n, concurrency=2, max_attempts=4):
     client = httpx.AsyncClient(base_url="http://sf", transport=httpx.MockTransport(handler))
     session = SalesforceSession(client, CATALOG, "62.0", 200)
     journal = Journal(tmp_path / "j.sqlite")
-    journal.add_rows((i, "assign") for i in range(n))
+    journal.add_rows(n)
     clock = FakeClock()
     executor = Executor(session, Rows(n), journal, RateLimiter(None, clock=clock), concurrency=concurrency,
                         policy=RetryPolicy(max_attempts, 1.0, 30.0), clock=clock, rng=random.Random(1),
@@ -38,7 +38,7 @@ def setup(tmp_path, handler, n, concurrency=2, max_attempts=4):
 
 
 def outcomes(journal):
-    return {r[0]: (r[3], r[4], r[6], r[7]) for r in journal.all_rows()}
+    return {r[0]: (r[2], r[3], r[5], r[6]) for r in journal.all_rows()}
 
 
 def per_input(inputs, fail=()):
