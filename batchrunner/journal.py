@@ -16,6 +16,7 @@ which happens once at the end of a run and once at `resume`. WAL mode keeps the 
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -44,6 +45,12 @@ ROW_SCHEMA: dict[str, Any] = {
     "attempts": pl.Int64, "result": pl.String, "finished_at": pl.String,
 }
 _OUTCOME_COLUMNS = ("idx", "status", "code", "message", "attempts", "result")
+
+
+_INDICES = {"idx": pl.List(pl.Int64), "event": pl.Int64}
+_OUTCOMES = {"idx": pl.List(pl.Int64), "status": pl.List(pl.String), "code": pl.List(pl.String),
+             "message": pl.List(pl.String), "attempts": pl.List(pl.Int64), "result": pl.List(pl.String),
+             "at": pl.String, "event": pl.Int64}
 
 
 def utc_now() -> str:
@@ -119,44 +126,37 @@ class Journal:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'rows'").fetchone()
         return int(json.loads(row[0])) if row else 0
 
+    def _events(self, sql: str, schema: dict[str, Any], explode: list[str]) -> pl.DataFrame:
+        """Events as one frame, parsed by polars from JSON lines SQLite builds (a few hundred events
+        at a time): a million rows never become a million Python objects."""
+        chunks = [pl.DataFrame(schema=schema).explode(explode)]
+        cursor = self.db.execute(sql)
+        while batch := cursor.fetchmany(512):
+            lines = "\n".join(line for (line,) in batch).encode("utf-8")
+            chunks.append(pl.read_ndjson(io.BytesIO(lines), schema=schema).explode(explode))
+        return pl.concat(chunks, rechunk=False)
+
     def frame(self) -> pl.DataFrame:
         """Every row's state, derived from the events: one line per input row, in row order."""
-        started: list[int] = []
-        started_at: list[int] = []
-        released: list[int] = []
-        released_at: list[int] = []
-        done: dict[str, list[Any]] = {name: [] for name in (*_OUTCOME_COLUMNS, "finished_at", "event")}
-        for event, kind, data in self.db.execute("SELECT id, kind, data FROM events ORDER BY id"):
-            value = json.loads(data)
-            if kind == "start":
-                started.extend(value)
-                started_at.extend([event] * len(value))
-            elif kind == "release":
-                released.extend(value)
-                released_at.extend([event] * len(value))
-            else:
-                n = len(value["idx"])
-                for name in _OUTCOME_COLUMNS:
-                    done[name].extend(value[name])
-                done["finished_at"].extend([value["at"]] * n)
-                done["event"].extend([event] * n)
-        rows = pl.DataFrame({"idx": pl.int_range(self.row_count(), eager=True, dtype=pl.Int64)})
-        starts = (pl.DataFrame({"idx": started, "event": started_at}, schema={"idx": pl.Int64, "event": pl.Int64})
-                  .group_by("idx").agg(pl.len().cast(pl.Int64).alias("sent"), pl.col("event").max().alias("last_start")))
-        releases = (pl.DataFrame({"idx": released, "event": released_at}, schema={"idx": pl.Int64, "event": pl.Int64})
+        indices = "SELECT json_object('event', id, 'idx', json(data)) FROM events WHERE kind = ? ORDER BY id"
+        sent = (self._events(indices.replace("?", "'start'"), _INDICES, ["idx"])
+                .group_by("idx").agg(pl.len().cast(pl.Int64).alias("sent"), pl.col("event").max().alias("last_start")))
+        released = (self._events(indices.replace("?", "'release'"), _INDICES, ["idx"])
                     .group_by("idx").agg(pl.col("event").max().alias("last_release")))
-        outcomes = (pl.DataFrame(done, schema={"idx": pl.Int64, "status": pl.String, "code": pl.String,
-                                               "message": pl.String, "attempts": pl.Int64, "result": pl.String,
-                                               "finished_at": pl.String, "event": pl.Int64})
-                    .sort("event").unique("idx", keep="last"))
-        joined = (rows.join(outcomes, on="idx", how="left").join(starts, on="idx", how="left")
-                  .join(releases, on="idx", how="left"))
+        done = self._events("SELECT json_set(data, '$.event', id) FROM events WHERE kind = 'finish' ORDER BY id",
+                            _OUTCOMES, list(_OUTCOME_COLUMNS)).rename({"at": "finished_at"})
+        if done["idx"].n_unique() < done.height:  # a row finished twice (resume): the last outcome wins
+            done = done.unique("idx", keep="last", maintain_order=True)
+        rows = pl.DataFrame({"idx": pl.int_range(self.row_count(), eager=True, dtype=pl.Int64)})
+        joined = (rows.join(done, on="idx", how="left", maintain_order="left")
+                  .join(sent, on="idx", how="left", maintain_order="left")
+                  .join(released, on="idx", how="left", maintain_order="left"))
         in_flight = pl.col("last_start").is_not_null() & (pl.col("last_start") > pl.col("last_release").fill_null(-1))
         state = (pl.when(pl.col("status").is_not_null()).then(pl.lit(DONE))
                  .when(in_flight).then(pl.lit(IN_FLIGHT)).otherwise(pl.lit(PENDING)))
         attempts = pl.max_horizontal(pl.col("attempts").fill_null(0), pl.col("sent").fill_null(0))
         return joined.select(pl.col("idx"), state.alias("state"), "status", "code", "message",
-                             attempts.alias("attempts"), "result", "finished_at").sort("idx")
+                             attempts.alias("attempts"), "result", "finished_at")
 
     def counts(self, frame: pl.DataFrame | None = None) -> dict[str, int]:
         """Rows per final status; rows without one count as not_attempted."""

@@ -21,6 +21,7 @@ Endpoints:
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import zlib
 from typing import Any
@@ -96,6 +97,11 @@ def _id(value: Any) -> str | None:
     """An input ID as the org stores it (18 characters); None when it cannot be one."""
     if not isinstance(value, str) or len(value) not in (15, 18) or not value.isalnum():
         return None
+    return _to18_or_none(value)
+
+
+@functools.lru_cache(maxsize=4096)  # one input's ID is looked at several times (lock, target, tracker)
+def _to18_or_none(value: str) -> str | None:
     try:
         return to18(value)
     except ValueError:  # API-FACTS: an 18-character ID whose checksum does not match is no ID
@@ -479,7 +485,7 @@ class SalesforceEmulator:
         results: list[dict[str, Any]] = []
         for data in inputs:  # seed doc / API-FACTS: one result per input, in input order
             try:
-                target = self._target_of(data)
+                target = self._target_of(data) if self.locked_targets else None
                 if target is not None and target in self.locked_targets:
                     # sandbox choice: the seeded lock answers once, then is gone (a retry succeeds)
                     self.locked_targets.discard(target)

@@ -60,7 +60,7 @@ class SalesforceSession:
 
     def inputs(self, operation: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         names = [f.name for f in self._ops[operation].fields if f.send]
-        return [{n: row[n] for n in names if row.get(n) is not None} for row in rows]
+        return [{n: v for n in names if (v := row.get(n)) is not None} for row in rows]
 
     def build_request(self, unit: WorkUnit, rows: list[dict[str, Any]]) -> httpx.Request:
         wire = self._ops[unit.operation].wire_name

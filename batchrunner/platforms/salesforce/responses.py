@@ -52,7 +52,12 @@ def _json(response: httpx.Response) -> Any:
 
 
 def _is_per_input(body: Any, count: int) -> bool:
-    return isinstance(body, list) and len(body) == count and all(isinstance(e, dict) and "isSuccess" in e for e in body)
+    if not isinstance(body, list) or len(body) != count:
+        return False
+    for entry in body:
+        if type(entry) is not dict or "isSuccess" not in entry:
+            return False
+    return True
 
 
 def _request_error(body: Any, response: httpx.Response) -> tuple[str, str]:
@@ -65,14 +70,19 @@ def _request_error(body: Any, response: httpx.Response) -> tuple[str, str]:
 
 
 def _input_error(entry: dict[str, Any]) -> tuple[str, str]:
-    errors = entry.get("errors") or []
-    codes = [str(e.get("statusCode")) for e in errors if isinstance(e, dict) and e.get("statusCode")]
-    messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
+    code: str | None = None
+    messages: list[str] = []
+    for error in entry.get("errors") or ():
+        if isinstance(error, dict):
+            if code is None and error.get("statusCode"):
+                code = str(error["statusCode"])
+            if error.get("message"):
+                messages.append(str(error["message"]))
     if not messages:
         output = entry.get("outputValues") or {}
         if isinstance(output, dict) and output.get("error"):
             messages = [str(output["error"])]
-    return (codes[0] if codes else "UNKNOWN_ERROR"), ("; ".join(messages) or "the platform gave no message")
+    return (code or "UNKNOWN_ERROR"), ("; ".join(messages) or "the platform gave no message")
 
 
 def _result(entry: dict[str, Any]) -> Any:
