@@ -52,8 +52,9 @@ def plan(validated: pl.DataFrame, catalog: Catalog, rows_per_request: dict[str, 
     valid = validated.filter(pl.col(CODE).is_null())
     if only is not None:
         valid = valid.filter(pl.col(IDX).is_in(list(only)))
+    used = [c for c in field_columns if valid[c].null_count() < valid.height]  # the rest cannot differ
     valid = valid.with_columns(
-        pl.col(IDX).min().over([OP, *field_columns], mapping_strategy="group_to_rows").alias("__first"),
+        pl.col(IDX).min().over([OP, *used], mapping_strategy="group_to_rows").alias("__first"),
     )
     dupes = valid.filter(pl.col("__first") != pl.col(IDX)).select(IDX, "__first", OP)
     result = Plan()
@@ -62,7 +63,10 @@ def plan(validated: pl.DataFrame, catalog: Catalog, rows_per_request: dict[str, 
             idx, Status.SKIPPED, "DUPLICATE_ROW", f"same operation and values as row {first + 1}; sent once"))
     keep = valid.filter(pl.col("__first") == pl.col(IDX))
     keep = keep.with_columns(target_key(catalog, field_columns).alias("__target"))
-    keep = keep.with_columns(pl.int_range(pl.len()).over("__target").alias("__wave"))
+    if keep["__target"].n_unique() == keep.height:  # the common case: one row per target, one wave
+        keep = keep.with_columns(pl.lit(0, dtype=pl.Int64).alias("__wave"))
+    else:
+        keep = keep.with_columns(pl.int_range(pl.len()).over("__target").alias("__wave"))
     grouped = (
         keep.group_by("__wave", OP, maintain_order=True)
         .agg(pl.col(IDX))
