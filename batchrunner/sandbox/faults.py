@@ -120,9 +120,10 @@ class FaultyApp:
             await self.inner(scope, receive, send)
             return
         s = self.settings
+        # Latency is the time from the request's arrival to its answer, the platform's own work
+        # included (as a real API's is): the emulator runs first, then the answer waits out the rest.
+        arrived = anyio.current_time()
         delay = (s.latency_ms + self.rng.uniform(0, s.latency_jitter_ms)) / 1000.0
-        if delay > 0:
-            await anyio.sleep(delay)
         body = await read_body(receive)
         probe = SandboxRequest(scope["method"], scope["path"], [], {}, body)
         replacement, after = self.decide(probe)
@@ -130,19 +131,27 @@ class FaultyApp:
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
+        async def wait_out() -> None:
+            remaining = delay - (anyio.current_time() - arrived)
+            if remaining > 0:
+                await anyio.sleep(remaining)
+
         if replacement is not None:
+            await wait_out()
             await _send_response(send, replacement)
             return
+        answer: list[dict[str, Any]] = []
+
+        async def hold(message: dict[str, Any]) -> None:
+            answer.append(message)
+
+        await self.inner(scope, replay, hold)
+        await wait_out()
         if after is None:
-            await self.inner(scope, replay, send)
+            for message in answer:
+                await send(message)
             return
-        # the request is processed, then its answer is lost
-        lost: list[dict[str, Any]] = []
-
-        async def swallow(message: dict[str, Any]) -> None:
-            lost.append(message)
-
-        await self.inner(scope, replay, swallow)
+        # the request was processed, then its answer is lost
         if after == "timeout":
             raise httpx.ReadTimeout("injected timeout: the sandbox processed the request but never answered")
         raise httpx.RemoteProtocolError("injected connection reset after the request was processed")
