@@ -16,7 +16,7 @@ from batchrunner.errors import JobError, did_you_mean
 from batchrunner.fieldtypes import Problem
 from batchrunner.job import Job
 from batchrunner.platforms.base import Catalog, Field, operation_key_expr
-from batchrunner.source import OPERATION, LoadedInput
+from batchrunner.source import OPERATION, ROW_PROBLEM, LoadedInput
 
 IDX = "__idx"  # 0-based row index into the input
 OP = "_operation"  # the row's operation: the catalog's short name, or what the row said if unknown
@@ -84,7 +84,10 @@ def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = 
     frame = frame.with_columns(derived.values()) if derived else frame
     op = pl.col("__op")
     valid_names = ", ".join(o.name for o in catalog.operations)
-    rules: list[_Rule] = [
+    rules: list[_Rule] = []
+    if ROW_PROBLEM in fields.columns:  # the line itself is unusable (ragged, NUL byte): nothing else matters
+        rules.append(_Rule(pl.col(ROW_PROBLEM).is_not_null(), "MALFORMED_ROW", pl.col(ROW_PROBLEM)))
+    rules += [
         _Rule(raw_op.is_null(), "MISSING_OPERATION", pl.lit(f"this row names no operation; use one of: {valid_names}")),
         _Rule(op.is_null(), "UNKNOWN_OPERATION",
               pl.format(f"unknown operation {{}}; use one of: {valid_names}", pl.lit("'") + raw_op + pl.lit("'"))),
