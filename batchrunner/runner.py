@@ -304,7 +304,9 @@ def retry_rows(run_dir: Path) -> tuple[Path, Path]:
         journal.close()
     job = load_job(meta["job_path"])
     frame = read_csv(Path(meta["input_path"]), job.encoding, job.delimiter)
-    subset = frame[rows] if rows else frame.clear()
+    if not rows:
+        raise JobError(f"Nothing to retry: every row of {run_dir} succeeded or was skipped.")
+    subset = frame[rows]
     target = run_dir / "retry-input.csv"
     subset.write_csv(target)
     return Path(meta["job_path"]), target

@@ -305,3 +305,12 @@ def test_any_content_never_raises_and_every_data_row_is_reported(tmp_path_factor
     assert [r["_row"] for r in got] == [str(i) for i in range(1, expected + 1)]
     assert all(r["_status"] in {"succeeded", "failed", "invalid", "skipped"} for r in got)
     assert sum(summary["counts"].values()) == expected
+
+
+def test_retry_with_nothing_to_retry_is_a_clear_job_error(tmp_path):
+    from batchrunner.runner import retry_rows
+
+    rows, _ = full_run(tmp_path, "Person,Cadence\n70001,5001\n".encode(), template=SL_JOB)  # a seed person
+    assert rows[0]["_status"] == "succeeded"
+    with pytest.raises(JobError, match="Nothing to retry"):
+        retry_rows(next((tmp_path / "runs").iterdir()))
