@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 
 from batchrunner.outcome import RowOutcome, Status
+from batchrunner import jsonio
 
 PENDING, IN_FLIGHT, DONE = "pending", "in_flight", "done"
 
@@ -85,7 +86,7 @@ class Journal:
         self.set_meta(rows=int(count))
 
     def _event(self, kind: str, data: Any) -> None:
-        self.db.execute("INSERT INTO events(kind, data) VALUES (?, ?)", (kind, json.dumps(data, default=str)))
+        self.db.execute("INSERT INTO events(kind, data) VALUES (?, ?)", (kind, jsonio.dumps_text(data)))
 
     def start(self, indices: Sequence[int]) -> None:
         """Mark rows in flight: their request is about to be sent."""
@@ -104,7 +105,7 @@ class Journal:
         self.finish_columns(
             [o.row for o in outcomes], [str(o.status) for o in outcomes], [o.code for o in outcomes],
             [o.message for o in outcomes], [o.attempts for o in outcomes],
-            [None if o.result is None else json.dumps(o.result, default=str) for o in outcomes],
+            [None if o.result is None else jsonio.dumps_text(o.result) for o in outcomes],
         )
 
     def finish_columns(self, idx: Sequence[int], status: Sequence[str], code: Sequence[str | None],

@@ -6,9 +6,10 @@ HTTP at all; ``sandbox.app`` adapts them to ASGI (in-process via httpx, or serve
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from batchrunner import jsonio
 
 
 @dataclass
@@ -20,7 +21,7 @@ class SandboxRequest:
     body: bytes = b""
 
     def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8")) if self.body else None
+        return jsonio.loads(self.body) if self.body else None
 
     def param(self, name: str) -> str | None:
         """Last value of a query parameter (or None)."""
@@ -48,7 +49,7 @@ class SandboxResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     def encoded(self) -> bytes:
-        return b"" if self.body is None else json.dumps(self.body).encode("utf-8")
+        return b"" if self.body is None else jsonio.dumps(self.body)
 
 
 class Emulator(Protocol):

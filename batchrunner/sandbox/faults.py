@@ -9,7 +9,6 @@ Settings come from the job's ``[sandbox]`` table or ``batchrunner sandbox`` flag
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from typing import Any
@@ -18,6 +17,7 @@ import anyio
 import httpx
 
 from batchrunner.job import SandboxSettings
+from batchrunner import jsonio
 from batchrunner.sandbox.app import SandboxApp, read_body
 from batchrunner.sandbox.base import SandboxRequest, SandboxResponse
 
@@ -158,7 +158,7 @@ class FaultyApp:
 
 
 async def _send_response(send: Any, response: SandboxResponse) -> None:
-    payload = b"" if response.body is None else json.dumps(response.body).encode()
+    payload = b"" if response.body is None else jsonio.dumps(response.body)
     headers = [(k.lower().encode(), str(v).encode()) for k, v in response.headers.items()]
     headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from batchrunner.errors import JobError
+from batchrunner import jsonio
 from batchrunner.job import Job
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import Catalog, RowSource, SessionIO, Verdict, WorkUnit
@@ -65,7 +66,8 @@ class SalesforceSession:
     def build_request(self, unit: WorkUnit, rows: list[dict[str, Any]]) -> httpx.Request:
         wire = self._ops[unit.operation].wire_name
         url = f"/services/data/v{self.api_version}/actions/standard/{wire}"
-        return self.client.build_request("POST", url, json={"inputs": self.inputs(unit.operation, rows)})
+        body = jsonio.dumps({"inputs": self.inputs(unit.operation, rows)})
+        return self.client.build_request("POST", url, content=body, headers={"Content-Type": "application/json"})
 
     async def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response,
                         io: SessionIO) -> Verdict:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from batchrunner.outcome import RowOutcome, Status
+from batchrunner import jsonio
 from batchrunner.platforms.base import RateSignal, Verdict, WorkUnit
 
 #: per-input codes worth another try for that input only (API-FACTS retry table; a rolled-back
@@ -46,7 +47,7 @@ def already_assigned(message: str | None) -> bool:
 
 def _json(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return jsonio.loads(response.content)
     except ValueError:
         return None
 
