@@ -189,6 +189,9 @@ def _validate(args: argparse.Namespace) -> int:
         for code, n, rows, message in grouped.iter_rows():
             more = ", …" if n > len(rows) else ""
             print(f"  {code} ×{n} (rows {', '.join(map(str, rows))}{more}): e.g. {message}")
+    if prepared.sync is not None:  # mode = "sync": the diff against earlier runs (sync.py)
+        for line in prepared.sync.describe():
+            print(line)
     seconds = estimate_seconds(prepared)
     print(f"requests needed: {plan.requests} in {len(plan.waves)} wave(s); "
           f"estimated duration ≈ {seconds:.0f} s at concurrency {prepared.job.limits.concurrency}"

@@ -1,0 +1,179 @@
+"""mode = "sync": a recurring list kept in step with a cadence across runs (batchrunner/sync.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from batchrunner.errors import JobError
+from batchrunner.job import load_job
+from batchrunner.runner import prepare, run_prepared
+from batchrunner.sandbox.app import SandboxApp
+from batchrunner.sandbox.salesloft import SalesloftEmulator
+from batchrunner.sandbox.seeds import load_seed
+from batchrunner.sync import state_path
+
+TEAM = load_seed("salesloft_team.json")
+CADENCE = 5001  # "Q4 Outbound", a team cadence
+
+
+def team(n: int) -> dict:
+    t = json.loads(json.dumps(TEAM))
+    t["people"] = [{"id": 300000 + i, "first_name": "P", "last_name": str(i), "email_address": f"p{i}@x.example.com",
+                    "owner_id": 101} for i in range(n)]
+    t["memberships"] = []
+    return t
+
+
+def job_text(remove_missing: bool) -> str:
+    return f"""
+        name = "weekly-sync"
+        platform = "salesloft"
+        operation = "add"
+        input = "input.csv"
+        mode = "sync"
+        key = "Email"
+        remove_missing = {str(remove_missing).lower()}
+        [columns]
+        person_email = "Email"
+        cadence_name = {{ value = "Q4 Outbound" }}
+        [connection]
+        sandbox = true
+        [limits]
+        requests_per_minute = 100000
+    """
+
+
+def write_list(path: Path, people: list[int]) -> None:
+    path.write_text("Email,Name\n" + "".join(f"P{i}@X.example.com,Person {i}\n" for i in people), encoding="utf-8")
+
+
+def on_cadence(emulator: SalesloftEmulator) -> set[int]:
+    return {m["person"]["id"] - 300000 for m in emulator.memberships.values()
+            if m["currently_on_cadence"] and m["cadence"]["id"] == CADENCE}
+
+
+def sends(emulator: SalesloftEmulator, since: int) -> tuple[int, int]:
+    calls = emulator.calls[since:]
+    return (sum(1 for m, p in calls if m == "POST"), sum(1 for m, p in calls if m == "DELETE"))
+
+
+async def run(job: Path, out: Path, app: SandboxApp):
+    return await run_prepared(prepare(load_job(job)), output_dir=out, sandbox_app=app, progress=False)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("remove_missing", [True, False])
+async def test_three_runs(tmp_path, write_job, remove_missing) -> None:
+    emulator = SalesloftEmulator(team(120), budget_per_minute=100000)
+    app = SandboxApp([emulator])
+    job = write_job("Email\n", job_text(remove_missing))
+    out = tmp_path / "runs"
+    first = list(range(100))
+    write_list(tmp_path / "input.csv", first)
+
+    r1 = await run(job, out, app)
+    assert r1.summary["counts"]["succeeded"] == 100 and r1.exit_code == 0
+    assert sends(emulator, 0) == (100, 0) and on_cadence(emulator) == set(first)
+    assert r1.summary["sync"]["added"] == 100 and r1.summary["sync"]["unchanged"] == 0
+
+    # run 2: 10 added (100-109), 5 removed (0-4)
+    second = list(range(5, 110))
+    write_list(tmp_path / "input.csv", second)
+    prepared = prepare(load_job(job))
+    assert prepared.sync.counts() == {"added": 10, "changed": 0, "unchanged": 95, "left_the_list": 5,
+                                      "to_remove": 5 if remove_missing else 0}
+    mark = len(emulator.calls)
+    r2 = await run_prepared(prepared, output_dir=out, sandbox_app=app, progress=False)
+    posts, deletes = sends(emulator, mark)
+    assert posts == 10
+    assert deletes == (5 if remove_missing else 0)
+    assert r2.summary["counts"]["succeeded"] == 10 and r2.summary["counts"]["skipped"] == 95
+    results = list(csv.DictReader((r2.run_dir / "results.csv").open(encoding="utf-8")))
+    assert len(results) == 105
+    unchanged = [r for r in results if r["_status"] == "skipped"]
+    assert {r["_error_code"] for r in unchanged} == {"UNCHANGED"}
+    assert unchanged[0]["_error_message"] == "unchanged since last run"
+    if remove_missing:
+        assert on_cadence(emulator) == set(second)
+        removals = list(csv.DictReader((r2.run_dir / "removals" / "results.csv").open(encoding="utf-8")))
+        assert sorted(r["_sync_key"] for r in removals) == sorted(f"p{i}@x.example.com" for i in range(5))
+        assert {r["_status"] for r in removals} == {"succeeded"}
+        summary = json.loads((r2.run_dir / "summary.json").read_text())
+        assert summary["sync"]["removals"]["counts"]["succeeded"] == 5 and summary["exit_code"] == 0
+    else:
+        assert on_cadence(emulator) == set(range(110))
+        assert not (r2.run_dir / "removals").exists()
+        assert r2.summary["sync"]["left_the_list"] == 5 and r2.summary["sync"]["removals"] is None
+
+    # run 3: the same file sends nothing
+    mark = len(emulator.calls)
+    r3 = await run(job, out, app)
+    assert sends(emulator, mark) == (0, 0)
+    assert len(emulator.calls) == mark  # not even a look-up
+    assert r3.summary["counts"]["skipped"] == 105 and r3.exit_code == 0
+    assert state_path(out, "weekly-sync").is_file()
+
+
+@pytest.mark.anyio
+async def test_a_row_that_failed_is_tried_again_and_a_changed_row_is_sent(tmp_path, write_job) -> None:
+    t = team(3)
+    emulator = SalesloftEmulator(t, budget_per_minute=100000)
+    app = SandboxApp([emulator])
+    job = write_job("Email\n", job_text(False))
+    out = tmp_path / "runs"
+    (tmp_path / "input.csv").write_text("Email\np0@x.example.com\np1@x.example.com\nghost@x.example.com\n")
+    r1 = await run(job, out, app)
+    assert r1.summary["counts"] == {**r1.summary["counts"], "succeeded": 2, "failed": 1}
+    # the ghost joins the team; next week's identical file sends the ghost's row again, and only it
+    emulator.people[399999] = {"id": 399999, "first_name": "G", "last_name": "H", "email_address": "ghost@x.example.com",
+                               "owner_id": 101}
+    prepared = prepare(load_job(job))
+    assert prepared.sync.counts()["added"] == 1 and prepared.sync.counts()["unchanged"] == 2
+    mark = len(emulator.calls)
+    r2 = await run_prepared(prepared, output_dir=out, sandbox_app=app, progress=False)
+    assert sends(emulator, mark) == (1, 0) and r2.summary["counts"]["succeeded"] == 1
+
+
+@pytest.mark.anyio
+async def test_state_survives_a_run_whose_process_died(tmp_path, write_job) -> None:
+    """Pending rows are folded in from the dead run's journal by the next run."""
+    from batchrunner import sync
+
+    emulator = SalesloftEmulator(team(4), budget_per_minute=100000)
+    app = SandboxApp([emulator])
+    job = write_job("Email\n", job_text(False))
+    out = tmp_path / "runs"
+    write_list(tmp_path / "input.csv", [0, 1, 2, 3])
+    original = sync.fold
+    calls = []
+    sync.fold = lambda path: calls.append(path)  # the process "dies" before it updates the state
+    try:
+        await run(job, out, app)
+    finally:
+        sync.fold = original
+    assert calls  # it would have folded
+    prepared = prepare(load_job(job))  # validate's view folds read-only
+    assert prepared.sync.counts()["unchanged"] == 4
+    mark = len(emulator.calls)
+    r2 = await run(job, out, app)
+    assert sends(emulator, mark) == (0, 0) and r2.summary["counts"]["skipped"] == 4
+
+
+def test_sync_job_errors(tmp_path, write_job) -> None:
+    base = job_text(False)
+    with pytest.raises(JobError, match="needs key"):
+        load_job(write_job("Email\n", base.replace('key = "Email"', "")))
+    with pytest.raises(JobError, match="Unknown mode"):
+        load_job(write_job("Email\n", base.replace('mode = "sync"', 'mode = "synch"')))
+    with pytest.raises(JobError, match="only apply"):
+        load_job(write_job("Email\n", base.replace('mode = "sync"', "")))
+    with pytest.raises(JobError, match="must be 'add'"):
+        prepare(load_job(write_job("Email\np@x.example.com\n", base.replace('operation = "add"',
+                                                                           'operation = "remove"'))))
+    with pytest.raises(JobError, match="lacks"):
+        prepare(load_job(write_job("Mail\np@x.example.com\n", base.replace('person_email = "Email"',
+                                                                          'person_email = "Mail"'))))
