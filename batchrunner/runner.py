@@ -317,6 +317,9 @@ def retry_rows(run_dir: Path) -> tuple[Path, Path]:
     finally:
         journal.close()
     job = load_job(meta["job_path"])
+    if job.mode == "sync":  # a retry file lacks everyone else: as a sync input it would "remove" them
+        raise JobError(f"{job.path.name} is a sync job: its next `batchrunner run` sends the rows that failed "
+                       "again (only succeeded rows count as enrolled); retry is not needed.")
     frame = read_csv(Path(meta["input_path"]), job.encoding, job.delimiter)
     subset = frame[rows] if rows else frame.clear()
     target = run_dir / "retry-input.csv"

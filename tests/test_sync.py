@@ -177,3 +177,24 @@ def test_sync_job_errors(tmp_path, write_job) -> None:
     with pytest.raises(JobError, match="lacks"):
         prepare(load_job(write_job("Mail\np@x.example.com\n", base.replace('person_email = "Email"',
                                                                           'person_email = "Mail"'))))
+
+
+def test_validate_shows_the_diff_and_retry_is_refused(tmp_path) -> None:
+    from conftest import cli
+
+    from batchrunner.runner import retry_rows
+
+    (tmp_path / "job.toml").write_text(__import__("textwrap").dedent(job_text(True)), encoding="utf-8")
+    write_list(tmp_path / "input.csv", [1, 2])
+    proc = cli("validate", "job.toml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 added, 0 changed, 0 unchanged (skipped), 0 to remove" in proc.stdout
+    assert not list(tmp_path.glob("runs/.*.sync.sqlite"))  # validate writes nothing
+    proc = cli("run", "job.toml", "--no-progress", cwd=tmp_path)  # a fresh in-process sandbox
+    assert proc.returncode == 1  # nobody p1/p2 in the seed team: failed, so nothing is remembered
+    write_list(tmp_path / "input.csv", [2, 3])
+    proc = cli("validate", "job.toml", cwd=tmp_path)
+    assert "2 added" in proc.stdout and "0 to remove" in proc.stdout
+    run_dir = next((tmp_path / "runs").glob("weekly-sync-*"))
+    with pytest.raises(JobError, match="sync job"):
+        retry_rows(run_dir)
