@@ -10,7 +10,8 @@ which values. A new run then:
   longer in the file (``to remove``); without it they are only counted (and stay in the state).
 
 Removals are a run of their own in ``RUN_DIR/removals/`` with the usual reports (``results.csv``
-one line per removal, ``errors.csv``, ``summary.json``, ``journal.sqlite``); the run's own
+one line per removal, ``errors.csv``, ``summary.json``; their journal is ``removals.sqlite``, which
+``resume`` does not take: the next sync run sends what is left); the run's own
 ``summary.json`` gets a ``sync`` block with the counts. results.csv keeps its contract (one line
 per input row).
 
@@ -114,7 +115,7 @@ def _journal_outcomes(path: Path) -> dict[int, tuple[str, str | None]]:
 
 def _fold(db: sqlite3.Connection) -> None:
     """Apply the known outcomes of pending rows to ``enrolled`` (inside the caller's transaction)."""
-    journals = [j for (j,) in db.execute("SELECT DISTINCT journal FROM pending ORDER BY rowid")]
+    journals = [j for (j,) in db.execute("SELECT journal FROM pending GROUP BY journal ORDER BY MIN(rowid)")]
     for journal in journals:
         outcomes = _journal_outcomes(Path(journal))
         run_dir = str(Path(journal).parent)
@@ -304,7 +305,8 @@ async def _remove(prepared: Any, diff: SyncDiff, run_dir: Path, *, sandbox_app: 
     the_plan = plan(validated, catalog, sizes)
     removal = Prepared(job, prepared.platform, loaded, validated, the_plan, prepared.target)
     run_dir.mkdir(parents=True, exist_ok=True)
-    journal = Journal(run_dir / "journal.sqlite")
+    # not "journal.sqlite": this is not a run `batchrunner resume` can finish (the next sync run does)
+    journal = Journal(run_dir / "removals.sqlite")
     try:
         journal.set_meta(job_name=job.name, kind="sync-removals", created_at=utc_now(), version=__version__)
         journal.add_rows(validated.select(IDX, OP).iter_rows())

@@ -198,3 +198,53 @@ def test_validate_shows_the_diff_and_retry_is_refused(tmp_path) -> None:
     run_dir = next((tmp_path / "runs").glob("weekly-sync-*"))
     with pytest.raises(JobError, match="sync job"):
         retry_rows(run_dir)
+
+
+@pytest.mark.anyio
+async def test_salesforce_sync_removes_by_target_and_a_failed_removal_is_tried_again(tmp_path, write_job) -> None:
+    from batchrunner.sandbox.salesforce import SalesforceEmulator
+
+    org = load_seed("salesforce_org.json")
+    leads = [lead["id"] for lead in org["leads"][:24]]
+    emulator = SalesforceEmulator()
+    app = SandboxApp([emulator])
+    job = write_job("Lead Id\n", """
+        name = "sf-sync"
+        platform = "salesforce"
+        operation = "assign"
+        input = "input.csv"
+        mode = "sync"
+        key = "Lead Id"
+        remove_missing = true
+        [columns]
+        targetId = "Lead Id"
+        salesCadenceNameOrId = { value = "Q4 Outbound" }
+        [connection]
+        sandbox = true
+    """)
+    out = tmp_path / "runs"
+
+    def write(ids: list[str]) -> None:
+        # 15-character IDs this week: the key is the normalised 18-character ID, so they are unchanged
+        (tmp_path / "input.csv").write_text("Lead Id\n" + "".join(f"{i}\n" for i in ids), encoding="utf-8")
+
+    def active() -> set[str]:
+        return {t for t in leads if emulator._active_tracker(t) is not None}
+
+    write(leads[:20])
+    r1 = await run(job, out, app)
+    assert r1.summary["counts"]["succeeded"] == 20 and active() == set(leads[:20])
+    # out of band, someone removes lead 2 already: its removal will fail on the platform
+    emulator.remove({"targetId": leads[1], "completionReasonCode": "ManuallyRemoved"})
+    write([i[:15] for i in leads[2:22]])
+    r2 = await run(job, out, app)
+    assert r2.summary["counts"]["succeeded"] == 2 and r2.summary["counts"]["skipped"] == 18
+    assert active() == set(leads[2:22])
+    removals = list(csv.DictReader((r2.run_dir / "removals" / "results.csv").open(encoding="utf-8")))
+    assert {r["targetId"]: r["_status"] for r in removals} == {leads[0]: "succeeded", leads[1]: "failed"}
+    assert r2.exit_code == 1 and r2.summary["sync"]["removals"]["counts"]["failed"] == 1
+    # the failed removal is still owed: the next run with the same file tries it again, and nothing else
+    calls = len(emulator.calls)
+    r3 = await run(job, out, app)
+    assert emulator.calls[calls:] == [("removeTargetFromSalesCadence", 1)]
+    assert r3.summary["counts"]["skipped"] == 20 and r3.summary["sync"]["to_remove"] == 1
