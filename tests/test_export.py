@@ -144,3 +144,25 @@ def test_cli_export_writes_csv(tmp_path) -> None:
     proc = cli("export", "salesforce-trackers", "--job", str(REPO / "jobs" / "salesloft-weekly-enrolment.toml"),
                cwd=tmp_path)
     assert proc.returncode == 2 and "salesloft job" in proc.stderr
+
+
+def test_emulator_membership_list_filters_and_sorts_by_updated_at() -> None:
+    """Sandbox choice (Salesloft's list conventions, not in API-FACTS): updated_at[...] and sort_by."""
+    from batchrunner.sandbox.base import SandboxRequest
+
+    emulator = SalesloftEmulator(big_team(4), budget_per_minute=100000)
+
+    def ids(*query: tuple[str, str]) -> list[int]:
+        request = SandboxRequest("GET", "/v2/cadence_memberships", [*query, ("per_page", "100")],
+                                 {"authorization": "Bearer sandbox-key"})
+        return [m["id"] for m in emulator.handle(request).body["data"]]
+
+    stamps = {m["id"]: m["updated_at"] for m in emulator.memberships.values()}
+    ascending = ids(("sort_by", "updated_at"), ("sort_direction", "ASC"))
+    assert [stamps[i] for i in ascending] == sorted(stamps[i] for i in ascending)
+    assert ids(("sort_by", "updated_at")) == ascending[::-1]  # DESC by default
+    middle = stamps[ascending[10]]
+    assert ids(("sort_by", "updated_at"), ("sort_direction", "ASC"), ("updated_at[gte]", middle)) == ascending[10:]
+    assert ids(("sort_by", "updated_at"), ("sort_direction", "ASC"), ("updated_at[gt]", middle)) == ascending[11:]
+    assert ids(("sort_by", "updated_at"), ("sort_direction", "ASC"), ("updated_at[lt]", middle)) == ascending[:10]
+    assert ids(("updated_at[gte]", "not a date")) == ids()  # ignored, like an unknown filter

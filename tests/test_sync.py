@@ -86,6 +86,12 @@ async def test_three_runs(tmp_path, write_job, remove_missing) -> None:
     prepared = prepare(load_job(job))
     assert prepared.sync.counts() == {"added": 10, "changed": 0, "unchanged": 95, "left_the_list": 5,
                                       "to_remove": 5 if remove_missing else 0}
+    described = "\n".join(prepared.sync.describe())
+    assert "10 added, 0 changed, 95 unchanged (skipped)" in described
+    if remove_missing:
+        assert "5 to remove" in described and "remove: p0@x.example.com" in described
+    else:
+        assert "0 to remove" in described and "5 left the list and stay on the cadence" in described
     mark = len(emulator.calls)
     r2 = await run_prepared(prepared, output_dir=out, sandbox_app=app, progress=False)
     posts, deletes = sends(emulator, mark)
