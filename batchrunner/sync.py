@@ -70,6 +70,7 @@ class SyncDiff:
     unchanged: list[RowOutcome] = field(default_factory=list)
     to_remove: list[tuple[str, str]] = field(default_factory=list)  # (key, stored fields JSON)
     remove_missing: bool = False
+    shared_keys: int = 0  # valid rows whose key an earlier valid row already has (the key should be unique)
 
     @property
     def to_send(self) -> set[int]:
@@ -84,6 +85,10 @@ class SyncDiff:
         c = self.counts()
         lines = [f"sync against {self.state}: {c['added']} added, {c['changed']} changed, "
                  f"{c['unchanged']} unchanged (skipped), {c['to_remove']} to remove"]
+        if self.shared_keys:
+            lines.append(f"  warning: {self.shared_keys} rows repeat the key of an earlier row; the state keeps one "
+                         "row per key, so give key every column that tells them apart (e.g. key = [\"Email\", "
+                         "\"Cadence\"])")
         if self.to_remove and not self.remove_missing:
             lines.append(f"  {len(self.to_remove)} left the list and stay on the cadence (remove_missing is off)")
         for key, _ in self.to_remove[:5]:
@@ -208,9 +213,13 @@ def diff_for(job: Job, loaded: LoadedInput, validated: pl.DataFrame, output_dir:
     before = enrolled(path)
     diff = SyncDiff(state=path, keys=keys, fields=values, remove_missing=job.remove_missing)
     valid = validated.get_column(CODE).is_null().to_list()
+    seen: set[str] = set()
     for idx, (key, value, ok) in enumerate(zip(keys, values, valid, strict=True)):
         if not ok:
             continue
+        if key is not None:
+            diff.shared_keys += key in seen
+            seen.add(key)
         if key is None:  # a valid row without a key cannot be tracked: send it, never remember it
             diff.added.append(idx)
         elif key not in before:
@@ -259,6 +268,7 @@ async def finish(prepared: Any, result: Any, run_dir: Path, *, dry_run: bool, sa
     """After the run: removals (when asked and the run was not stopped), fold, the summary's sync block."""
     diff: SyncDiff = prepared.sync
     block: dict[str, Any] = {"key": prepared.job.key, "state_file": str(diff.state), **diff.counts(),
+                             "rows_repeating_a_key": diff.shared_keys,
                              "remove_missing": diff.remove_missing, "removals": None}
     code = result.exit_code
     if diff.remove_missing and diff.to_remove:

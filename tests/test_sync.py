@@ -254,3 +254,11 @@ async def test_salesforce_sync_removes_by_target_and_a_failed_removal_is_tried_a
     r3 = await run(job, out, app)
     assert emulator.calls[calls:] == [("removeTargetFromSalesCadence", 1)]
     assert r3.summary["counts"]["skipped"] == 20 and r3.summary["sync"]["to_remove"] == 1
+
+
+def test_rows_repeating_a_key_are_pointed_out(tmp_path, write_job) -> None:
+    job = write_job("Email,Cadence\np1@x.example.com,Q4 Outbound\np1@x.example.com,Inbound Demo Request\n",
+                    job_text(False).replace('cadence_name = { value = "Q4 Outbound" }', 'cadence_name = "Cadence"'))
+    prepared = prepare(load_job(job))
+    assert prepared.sync.shared_keys == 1
+    assert any("repeat the key" in line for line in prepared.sync.describe())
