@@ -166,3 +166,20 @@ def test_emulator_membership_list_filters_and_sorts_by_updated_at() -> None:
     assert ids(("sort_by", "updated_at"), ("sort_direction", "ASC"), ("updated_at[gt]", middle)) == ascending[11:]
     assert ids(("sort_by", "updated_at"), ("sort_direction", "ASC"), ("updated_at[lt]", middle)) == ascending[:10]
     assert ids(("updated_at[gte]", "not a date")) == ids()  # ignored, like an unknown filter
+
+
+@pytest.mark.anyio
+async def test_export_keeps_to_the_team_budget_and_recovers_from_429() -> None:
+    """API-FACTS: 600 cost per minute per team, shared; here the team has 10 and another integration
+    spends some of it: the export waits for the next minute instead of failing."""
+    from batchrunner.job import Limits
+
+    clock = FakeClock(6_000_000.0)
+    emulator = SalesloftEmulator(big_team(400), budget_per_minute=10, clock=clock.now)
+    emulator.spend_external(4)
+    job = export_job("salesloft", sandbox=True)
+    job.limits = Limits(requests_per_minute=10)
+    result = await export_memberships(job, sandbox_app=SandboxApp([emulator]), clock=clock, rng=random.Random(2))
+    assert len(result.rows) == 2000
+    assert clock.now() - 6_000_000.0 >= 120  # 25 requests at 10 a minute
+    assert emulator.rejected_429 <= 2
