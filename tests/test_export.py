@@ -130,6 +130,8 @@ async def test_salesforce_export_of_active_trackers() -> None:
     result = await export_trackers(job, cadences=["Q4 Outbound"], sandbox_app=SandboxApp([emulator]))
     assert lead["id"] not in {r["target_id"] for r in result.rows}
     assert {r["cadence_name"] for r in result.rows} == {"Q4 Outbound"} and result.rows
+    by_id = await export_trackers(job, cadences=[org["cadences"][0]["id"][:15]], sandbox_app=SandboxApp([emulator]))
+    assert [r["tracker_id"] for r in by_id.rows] == [r["tracker_id"] for r in result.rows]
     with pytest.raises(JobError, match="no Salesforce cadence named"):
         await export_trackers(job, cadences=["Nope"], sandbox_app=SandboxApp([emulator]))
 

@@ -18,7 +18,7 @@ from batchrunner.errors import JobError
 from batchrunner.export.common import ExportResult, Reader
 from batchrunner.job import Job
 from batchrunner.platforms.salesforce import responses
-from batchrunner.platforms.salesforce.ids import to18
+from batchrunner.platforms.salesforce.ids import InvalidId, to18
 from batchrunner.platforms.salesforce.platform import SalesforcePlatform
 
 COLUMNS = ["tracker_id", "target_id", "target_type", "target_email", "cadence_id", "cadence_name", "owner_id",
@@ -58,8 +58,11 @@ async def export_trackers(job: Job, *, cadences: list[str] | None = None, sandbo
         if cadences:
             wanted = []
             for item in cadences:
-                found = [i for i, n in names.items() if n == item or i == (to18(item) if len(item) in (15, 18)
-                                                                           and item.isalnum() else None)]
+                try:
+                    as_id = to18(item)
+                except InvalidId:
+                    as_id = None
+                found = [i for i, n in names.items() if n == item or i == as_id]
                 if not found:
                     raise JobError(f"export: no Salesforce cadence named {item!r} (or with that ID).")
                 wanted.extend(found)
