@@ -155,6 +155,13 @@ def _run(args: argparse.Namespace) -> int:
 def _finish(result) -> int:
     counts = result.summary["counts"]
     print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no rows")
+    if sync := result.summary.get("sync"):  # mode = "sync" (sync.py)
+        removals = sync.get("removals") or {}
+        done = ", ".join(f"{n} {s}" for s, n in (removals.get("counts") or {}).items() if n)
+        print(f"sync: {sync['added']} added, {sync['changed']} changed, {sync['unchanged']} unchanged, "
+              f"{sync['left_the_list']} left the list"
+              + (f"; removals: {done} ({removals['report']})" if removals.get("sent") else
+                 f"; removals not sent: {removals['why']}" if removals else ""))
     if result.summary.get("stopped"):
         stop = result.summary["stopped"]
         print(f"stopped early: {stop['code']}: {stop['message']}")

@@ -262,3 +262,28 @@ def test_rows_repeating_a_key_are_pointed_out(tmp_path, write_job) -> None:
     prepared = prepare(load_job(job))
     assert prepared.sync.shared_keys == 1
     assert any("repeat the key" in line for line in prepared.sync.describe())
+
+
+def test_sync_from_the_command_line_against_a_served_sandbox(tmp_path) -> None:
+    """The way sync is meant to be tried: a served sandbox keeps its state between runs."""
+    import textwrap
+
+    from conftest import cli, sandbox_server
+
+    team = load_seed("salesloft_team.json")
+    emails = [p["email_address"] for p in team["people"] if 70030 <= p["id"] <= 70040]
+    text = textwrap.dedent(job_text(True)).replace("sandbox = true", "sandbox = true\nbase_url = \"{url}\"")
+    with sandbox_server() as url:
+        (tmp_path / "job.toml").write_text(text.replace("{url}", url), encoding="utf-8")
+        (tmp_path / "input.csv").write_text("Email\n" + "\n".join(emails[:8]) + "\n", encoding="utf-8")
+        first = cli("run", "job.toml", "--no-progress", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert "sync: 8 added, 0 changed, 0 unchanged, 0 left the list" in first.stdout
+        (tmp_path / "input.csv").write_text("Email\n" + "\n".join(emails[2:]) + "\n", encoding="utf-8")
+        shown = cli("validate", "job.toml", cwd=tmp_path)
+        assert "3 added, 0 changed, 6 unchanged (skipped), 2 to remove" in shown.stdout
+        second = cli("run", "job.toml", "--no-progress", cwd=tmp_path)
+        assert second.returncode == 0, second.stderr
+        assert "3 succeeded, 6 skipped" in second.stdout and "removals: 2 succeeded" in second.stdout
+        third = cli("run", "job.toml", "--no-progress", cwd=tmp_path)
+        assert "9 skipped" in third.stdout and "0 added" in third.stdout
