@@ -44,8 +44,8 @@ from batchrunner.validate import CODE, IDX, OP
 SYNC_OPERATIONS = {"salesforce": ("assign", ("targetId",)),
                    "salesloft": ("add", ("person_id", "person_email", "person_crm_id", "cadence_id", "cadence_name"))}
 #: outcomes that mean "the person is on the cadence now" (add) / "no longer on it" (remove)
-ENROLLED = {(Status.SUCCEEDED.value, None), (Status.SKIPPED.value, "ALREADY_ON_CADENCE")}
-GONE = {(Status.SUCCEEDED.value, None), (Status.SKIPPED.value, "NOT_ON_CADENCE")}
+ENROLLED_SKIP = (Status.SKIPPED.value, "ALREADY_ON_CADENCE")
+GONE_SKIP = (Status.SKIPPED.value, "NOT_ON_CADENCE")
 SEP = "\x1f"
 
 SCHEMA = """
@@ -130,11 +130,11 @@ def _fold(db: sqlite3.Connection) -> None:
             if outcome is None:
                 if Path(journal).is_file():
                     continue  # not done yet: a later resume may finish it
-            elif kind == "add" and outcome in ENROLLED:
+            elif kind == "add" and (outcome[0] == Status.SUCCEEDED.value or outcome == ENROLLED_SKIP):
                 db.execute("INSERT INTO enrolled(key, fields, run_dir, updated_at) VALUES (?, ?, ?, ?) "
                            "ON CONFLICT(key) DO UPDATE SET fields = excluded.fields, run_dir = excluded.run_dir, "
                            "updated_at = excluded.updated_at", (key, fields, run_dir, utc_now()))
-            elif kind == "remove" and outcome in GONE:
+            elif kind == "remove" and (outcome[0] == Status.SUCCEEDED.value or outcome == GONE_SKIP):
                 db.execute("DELETE FROM enrolled WHERE key = ?", (key,))
             db.execute("DELETE FROM pending WHERE journal = ? AND idx = ? AND kind = ?", (journal, idx, kind))
 
