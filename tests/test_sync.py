@@ -287,3 +287,18 @@ def test_sync_from_the_command_line_against_a_served_sandbox(tmp_path) -> None:
         assert "3 succeeded, 6 skipped" in second.stdout and "removals: 2 succeeded" in second.stdout
         third = cli("run", "job.toml", "--no-progress", cwd=tmp_path)
         assert "9 skipped" in third.stdout and "0 added" in third.stdout
+
+
+@pytest.mark.anyio
+async def test_someone_already_on_the_cadence_counts_as_enrolled(tmp_path, write_job) -> None:
+    t = team(2)
+    t["memberships"] = [{"id": 8100001, "person_id": 300000, "cadence_id": CADENCE, "user_id": 101}]
+    emulator = SalesloftEmulator(t, budget_per_minute=100000)
+    app = SandboxApp([emulator])
+    job = write_job("Email\n", job_text(True))
+    write_list(tmp_path / "input.csv", [0, 1])
+    r1 = await run(job, tmp_path / "runs", app)
+    assert r1.summary["counts"]["succeeded"] == 1 and r1.summary["error_codes"] == {"ALREADY_ON_CADENCE": 1}
+    mark = len(emulator.calls)
+    r2 = await run(job, tmp_path / "runs", app)
+    assert len(emulator.calls) == mark and r2.summary["counts"]["skipped"] == 2
