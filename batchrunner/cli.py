@@ -261,6 +261,13 @@ def _export(args: argparse.Namespace) -> int:
 
     platform = "salesloft" if args.what == "salesloft-memberships" else "salesforce"
     job = export_job(platform, sandbox=args.sandbox, base_url=args.url, job=load_job(args.job) if args.job else None)
+    try:
+        from batchrunner.platforms import get_platform
+
+        get_platform(platform).endpoint(job)  # credentials, before anything is read
+    except JobError as exc:
+        raise JobError(f"{exc} For an export: --sandbox reads the emulator, --job JOB.toml uses a job's "
+                       "[connection].") from None
     if platform == "salesloft":
         from batchrunner.export.salesloft import COLUMNS, export_memberships
 
