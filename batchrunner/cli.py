@@ -67,6 +67,24 @@ def _parser() -> argparse.ArgumentParser:
                          "what values are allowed.")
     ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft"], help="one platform (default: both)")
 
+    exp = sub.add_parser("export", help="export Salesloft memberships or Salesforce cadence trackers as CSV",
+                         description="Read (never write) what is on cadences, as a CSV a migration job can read: "
+                         "salesloft-memberships (memberships joined with each person's email and crm_id and each "
+                         "cadence's name; paged with filters and an updated_at cursor, never a page beyond 99) or "
+                         "salesforce-trackers (active ActionCadenceTracker records with the cadence name and the "
+                         "target's ID, object and email). The connection comes from --job, --sandbox, or the "
+                         "environment (SALESLOFT_API_KEY; SF_ACCESS_TOKEN and SF_INSTANCE_URL).", epilog=EPILOG)
+    exp.add_argument("what", choices=["salesloft-memberships", "salesforce-trackers"])
+    exp.add_argument("--cadence", action="append", default=[], metavar="NAME|ID",
+                     help="only this cadence (repeatable); names are matched exactly")
+    exp.add_argument("--on-cadence-only", action="store_true",
+                     help="salesloft-memberships: only people currently on the cadence")
+    exp.add_argument("--output", "-o", type=Path, help="write the CSV here (default: standard output)")
+    exp.add_argument("--job", type=Path, help="use this job file's [connection], [limits] and [sandbox]")
+    exp.add_argument("--sandbox", action="store_true", help="read the in-process sandbox (its seed data)")
+    exp.add_argument("--url", help="base_url (Salesloft) or instance_url (Salesforce), e.g. a `batchrunner "
+                     "sandbox` at http://127.0.0.1:8765 (with --sandbox: its tokens)")
+
     sbx = sub.add_parser("sandbox", help="serve the emulator of both APIs over HTTP",
                          description="Serve the sandbox (an emulator of the Salesforce actions and Salesloft APIs) "
                          "on a real port. Point a job at it with [connection] sandbox = true and instance_url "
@@ -100,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return _operations(args)
         if args.command == "sandbox":
             return _sandbox(args)
+        if args.command == "export":
+            return _export(args)
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -135,6 +155,13 @@ def _run(args: argparse.Namespace) -> int:
 def _finish(result) -> int:
     counts = result.summary["counts"]
     print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no rows")
+    if sync := result.summary.get("sync"):  # mode = "sync" (sync.py)
+        removals = sync.get("removals") or {}
+        done = ", ".join(f"{n} {s}" for s, n in (removals.get("counts") or {}).items() if n)
+        print(f"sync: {sync['added']} added, {sync['changed']} changed, {sync['unchanged']} unchanged, "
+              f"{sync['left_the_list']} left the list"
+              + (f"; removals: {done} ({removals['report']})" if removals.get("sent") else
+                 f"; removals not sent: {removals['why']}" if removals else ""))
     if result.summary.get("stopped"):
         stop = result.summary["stopped"]
         print(f"stopped early: {stop['code']}: {stop['message']}")
@@ -189,6 +216,9 @@ def _validate(args: argparse.Namespace) -> int:
         for code, n, rows, message in grouped.iter_rows():
             more = ", …" if n > len(rows) else ""
             print(f"  {code} ×{n} (rows {', '.join(map(str, rows))}{more}): e.g. {message}")
+    if prepared.sync is not None:  # mode = "sync": the diff against earlier runs (sync.py)
+        for line in prepared.sync.describe():
+            print(line)
     seconds = estimate_seconds(prepared)
     print(f"requests needed: {plan.requests} in {len(plan.waves)} wave(s); "
           f"estimated duration ≈ {seconds:.0f} s at concurrency {prepared.job.limits.concurrency}"
@@ -220,6 +250,41 @@ def _operations(args: argparse.Namespace) -> int:
                 extra = f"; default {f.default}" if f.default else ""
                 print(f"      {f.name:<26} {need:<40} {f.type.label}{extra}")
         print()
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import anyio
+
+    from batchrunner.export import export_job, write_csv
+    from batchrunner.job import load_job
+
+    platform = "salesloft" if args.what == "salesloft-memberships" else "salesforce"
+    job = export_job(platform, sandbox=args.sandbox, base_url=args.url, job=load_job(args.job) if args.job else None)
+    try:
+        from batchrunner.platforms import get_platform
+
+        get_platform(platform).endpoint(job)  # credentials, before anything is read
+    except JobError as exc:
+        raise JobError(f"{exc} For an export: --sandbox reads the emulator, --job JOB.toml uses a job's "
+                       "[connection].") from None
+    if platform == "salesloft":
+        from batchrunner.export.salesloft import COLUMNS, export_memberships
+
+        result = anyio.run(lambda: export_memberships(job, cadences=args.cadence,
+                                                      on_cadence_only=args.on_cadence_only))
+    else:
+        from batchrunner.export.salesforce import COLUMNS, export_trackers
+
+        if args.on_cadence_only:
+            print("note: salesforce-trackers exports active trackers only; --on-cadence-only changes nothing",
+                  file=sys.stderr)
+        result = anyio.run(lambda: export_trackers(job, cadences=args.cadence))
+    write_csv(args.output, result.rows, COLUMNS, out=sys.stdout)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    where = args.output or "standard output"
+    print(f"{len(result.rows)} rows to {where} ({result.requests} requests, cost {result.cost:g})", file=sys.stderr)
     return 0
 
 

@@ -70,6 +70,21 @@ class ColumnSpec:
 
 
 @dataclass
+class Mapping:
+    """``[mappings.FIELD]``: fill an operation field by joining an input column with a lookup CSV."""
+
+    file: Path
+    on: str  # the input CSV column whose value is looked up
+    lookup: str  # the lookup file's column matched against it
+    value: str  # the lookup file's column whose value fills the field
+    ignore_case: bool = False
+
+
+MAPPING_KEYS = ("file", "on", "lookup", "value", "ignore_case")
+MODES = ("once", "sync")
+
+
+@dataclass
 class Job:
     path: Path
     name: str
@@ -85,6 +100,10 @@ class Job:
     wire_values: dict[str, dict[str, str]] = field(default_factory=dict)
     encoding: str = "utf-8"
     delimiter: str | None = None  # None: sniff comma / semicolon / tab
+    mappings: dict[str, Mapping] = field(default_factory=dict)  # operation field -> lookup join (mappings.py)
+    mode: str = "once"  # "once" | "sync" (sync.py: recurring lists)
+    key: list[str] = field(default_factory=list)  # sync: the input column(s) naming a row's person
+    remove_missing: bool = False  # sync: remove people who left the list
 
     @property
     def is_sandbox(self) -> bool:
@@ -93,7 +112,7 @@ class Job:
 
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
-    "wire_values", "encoding", "delimiter",
+    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing",
 )
 
 
@@ -195,6 +214,23 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in wire_values.values()
     ):
         raise JobError("[wire_values] must map a field to a table of documented value = \"value to send\".")
+    mappings = _mappings(raw.get("mappings", {}), base, columns)
+    for name, mapping in mappings.items():  # the field is read from `on`, then replaced by the join
+        columns[name] = ColumnSpec(column=mapping.on)
+    mode = text("mode") or "once"
+    if mode not in MODES:
+        raise JobError(f"Unknown mode {mode!r}.{did_you_mean(mode, MODES)}")
+    key_raw = raw.get("key", [])
+    key = [key_raw] if isinstance(key_raw, str) else key_raw
+    if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
+        raise JobError("key must name an input column (or a list of columns) that identifies each row's person.")
+    remove_missing = raw.get("remove_missing", False)
+    if not isinstance(remove_missing, bool):
+        raise JobError(f"remove_missing must be true or false, got {remove_missing!r}.")
+    if mode == "sync" and not key:
+        raise JobError("mode = \"sync\" needs key = \"COLUMN\": the input column that identifies each row's person.")
+    if mode != "sync" and (key or remove_missing):
+        raise JobError("key and remove_missing only apply to mode = \"sync\".")
     job = Job(
         path=path.resolve(),
         name=text("name") or path.stem,
@@ -210,11 +246,51 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         wire_values=wire_values,
         encoding=text("encoding") or "utf-8",
         delimiter=text("delimiter"),
+        mappings=mappings,
+        mode=mode,
+        key=key,
+        remove_missing=remove_missing,
     )
     if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
         raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")
     if job.limits.rate_window not in ("fixed", "rolling"):
         raise JobError(f"limits.rate_window must be \"fixed\" or \"rolling\", got {job.limits.rate_window!r}.")
+    if job.mode == "sync" and (job.operation_column is not None or job.operation is None):
+        raise JobError("mode = \"sync\" needs one operation for every row (operation = \"assign\" or \"add\"), "
+                       "not columns.operation.")
     if job.operation is None and job.operation_column is None:
         raise JobError("Give operation = \"...\" (for every row) or columns.operation (a column naming each row's).")
     return job
+
+
+def _mappings(table: Any, base: Path, columns: dict[str, ColumnSpec]) -> dict[str, Mapping]:
+    """``[mappings.FIELD]`` tables: file, on, value, and optionally lookup (default: ``on``), ignore_case."""
+    if not isinstance(table, dict):
+        raise JobError("[mappings] must hold tables: [mappings.FIELD] file = \"lookup.csv\", on = \"input column\", "
+                       "value = \"lookup column\".")
+    out: dict[str, Mapping] = {}
+    for name, spec in table.items():
+        where = f"[mappings.{name}]"
+        if not isinstance(spec, dict):
+            raise JobError(f"{where} must be a table with file, on and value.")
+        for key in spec:
+            if key not in MAPPING_KEYS:
+                raise JobError(f"Unknown key {key!r} in {where}.{did_you_mean(key, MAPPING_KEYS)}")
+        for key in ("file", "on", "value"):
+            if not isinstance(spec.get(key), str) or not spec[key]:
+                raise JobError(f"{where} needs {key} = \"...\" ({MAPPING_HELP[key]}).")
+        if "lookup" in spec and (not isinstance(spec["lookup"], str) or not spec["lookup"]):
+            raise JobError(f"{where} lookup must name a column of the lookup file.")
+        if not isinstance(spec.get("ignore_case", False), bool):
+            raise JobError(f"{where} ignore_case must be true or false.")
+        if name == "operation":
+            raise JobError(f"{where}: the operation cannot be mapped; map an operation field.")
+        if name in columns:
+            raise JobError(f"{where}: {name} is also in [columns]; give it in one place only.")
+        out[name] = Mapping(file=(base / spec["file"]).resolve(), on=spec["on"], lookup=spec.get("lookup", spec["on"]),
+                            value=spec["value"], ignore_case=spec.get("ignore_case", False))
+    return out
+
+
+MAPPING_HELP = {"file": "the lookup CSV, relative to the job file", "on": "the input column to look up",
+                "value": "the lookup file's column that fills the field"}

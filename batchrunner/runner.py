@@ -28,6 +28,7 @@ from batchrunner.errors import JobError
 from batchrunner.job import Job, load_job
 from batchrunner.lock import RunLock
 from batchrunner.journal import DONE, IN_FLIGHT, PENDING, Journal, utc_now
+from batchrunner.mappings import apply_mappings, overlay
 from batchrunner.outcome import Status
 from batchrunner.plan import Plan, plan
 from batchrunner.platforms import get_platform
@@ -50,6 +51,7 @@ class Prepared:
     validated: pl.DataFrame
     plan: Plan
     target: str  # what it will talk to, for the first line of output
+    sync: Any = None  # mode = "sync": the sync.SyncDiff against the last runs
 
     @property
     def invalid(self) -> pl.DataFrame:
@@ -66,8 +68,15 @@ def prepare(job: Job, input_path: Path | None = None) -> Prepared:
     check_job(job, catalog, api_version)
     _, _, target = platform.endpoint(job)  # credentials are checked before anything is read
     loaded = load_input(job, input_path)
-    validated = validate(loaded, catalog, api_version)
+    loaded, problems = apply_mappings(job, loaded)  # [mappings]: lookup joins (mappings.py)
+    validated = overlay(validate(loaded, catalog, api_version), problems)
     sizes = {op.name: platform.rows_per_request(job, op.name) for op in catalog.operations}
+    if job.mode == "sync":  # recurring lists: rows unchanged since the last run are not sent (sync.py)
+        from batchrunner.sync import diff_for
+
+        diff = diff_for(job, loaded, validated)
+        the_plan = plan(validated, catalog, sizes, only=diff.to_send)
+        return Prepared(job, platform, loaded, validated, the_plan, target, sync=diff)
     return Prepared(job, platform, loaded, validated, plan(validated, catalog, sizes), target)
 
 
@@ -138,13 +147,22 @@ async def run_prepared(
                          input_path=str(loaded.path), input_sha256=loaded.sha256, created_at=utc_now(),
                          sandbox=job.is_sandbox, version=__version__, output_dir=str(out))
         journal.add_rows(validated.height)
+        if job.mode == "sync":  # under the lock: fold earlier runs, diff, journal the unchanged rows (sync.py)
+            from batchrunner import sync
+
+            sandbox_app = sync.shared_app(job, sandbox_app)
+            prepared = sync.start(prepared, out, run_dir, journal, dry_run)
         invalid = prepared.invalid
         journal.finish_columns(invalid[IDX].to_list(), [Status.INVALID.value] * invalid.height,
                                invalid[CODE].to_list(), invalid[MESSAGE].to_list())
         journal.finish(prepared.plan.duplicates)
-        return await _send_and_report(prepared, prepared.plan, run_dir, journal, dry_run=dry_run,
-                                      sandbox_app=sandbox_app, clock=clock, rng=rng, progress=progress,
-                                      handle_signals=handle_signals)
+        result = await _send_and_report(prepared, prepared.plan, run_dir, journal, dry_run=dry_run,
+                                        sandbox_app=sandbox_app, clock=clock, rng=rng, progress=progress,
+                                        handle_signals=handle_signals)
+        if prepared.sync is not None:  # removals of people who left the list, state update
+            result = await sync.finish(prepared, result, run_dir, dry_run=dry_run, sandbox_app=sandbox_app,
+                                       clock=clock, rng=rng, progress=progress)
+        return result
     finally:
         journal.close()
         lock.release()
@@ -303,6 +321,9 @@ def retry_rows(run_dir: Path) -> tuple[Path, Path]:
     finally:
         journal.close()
     job = load_job(meta["job_path"])
+    if job.mode == "sync":  # a retry file lacks everyone else: as a sync input it would "remove" them
+        raise JobError(f"{job.path.name} is a sync job: its next `batchrunner run` sends the rows that failed "
+                       "again (only succeeded rows count as enrolled); retry is not needed.")
     frame = read_csv(Path(meta["input_path"]), job.encoding, job.delimiter)
     if not rows:
         raise JobError(f"Nothing to retry: every row of {run_dir} succeeded or was skipped.")

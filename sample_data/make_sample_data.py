@@ -40,6 +40,14 @@ def person(i: int) -> dict[str, str]:
             "email": f"{first.lower().replace('á', 'a').replace('í', 'i')}.{last.lower()}@{domain}"}
 
 
+#: Salesloft people (700NN) whose crm_id is a lead in the org and who are on a Salesloft cadence
+SYNCED_PEOPLE = (3, 21, 24, 30, 36)
+#: ... and those synced as contacts (their crm_id is a contact ID)
+SYNCED_CONTACTS = (4, 22, 23, 25)
+#: migration demo: when the seed's memberships were last touched (fixed, so exports are reproducible)
+STAMP = "2026-11-02T09:00:00.000000+00:00"
+
+
 def salesforce() -> None:
     users = [{"id": sfid("005", n), "name": name, "email": email} for n, (name, email) in enumerate([
         ("Integration User", "integration@acme.example.com"), ("Dana Whitaker", "dana.whitaker@acme.example.com"),
@@ -62,7 +70,10 @@ def salesforce() -> None:
         {"id": sfid("77C", 4), "name": "Legacy Q2", "state": "Inactive", "steps": steps(4, ["Old intro"], [[100]])},
     ]
     leads = [{"id": sfid("00Q", n), **person(n)} for n in range(1, 41)]
+    # migration demo: the leads that Salesloft people on cadences carry as crm_id (see salesloft())
+    leads += [{"id": sfid("00Q", 500 + n), **person(300 + n)} for n in SYNCED_PEOPLE]
     contacts = [{"id": sfid("003", n), **person(100 + n)} for n in range(1, 11)]
+    contacts += [{"id": sfid("003", 500 + n), **person(300 + n)} for n in SYNCED_CONTACTS]  # migration demo
     accounts = [{"id": sfid("001", n), **person(200 + n)} for n in range(1, 4)]
     trackers = []
     # leads 31-36 and contacts 1-4 are already on cadences (some paused); step trackers fixed for the demo
@@ -145,6 +156,8 @@ def salesloft() -> None:
         people.append({"id": 70000 + n, "first_name": p["first_name"], "last_name": p["last_name"],
                        "email_address": p["email"], "company": p["company"], "owner_id": users[n % 4]["id"],
                        "crm_id": sfid("00Q", 500 + n) if n % 3 == 0 else None})
+    for n in SYNCED_CONTACTS:  # migration demo: synced from Salesforce contacts
+        people[n - 1]["crm_id"] = sfid("003", 500 + n)
     # two people share one email (a merged-contact leftover): looking it up is ambiguous
     people.append({"id": 70099, "first_name": people[9]["first_name"], "last_name": people[9]["last_name"],
                    "email_address": people[9]["email_address"].upper(), "company": people[9]["company"],
@@ -158,7 +171,24 @@ def salesloft() -> None:
         {"id": 8000006, "person_id": 70024, "cadence_id": 5001, "user_id": 103},
         {"id": 8000007, "person_id": 70025, "cadence_id": 5001, "user_id": 103},
         {"id": 8000008, "person_id": 70005, "cadence_id": 5001, "user_id": 101, "currently_on_cadence": False},
+        # migration demo: more synced people on cadences (Salesloft -> Salesforce)
+        {"id": 8000009, "person_id": 70030, "cadence_id": 5005, "user_id": 102},
+        {"id": 8000010, "person_id": 70036, "cadence_id": 5002, "user_id": 101},
     ]
+    for k, m in enumerate(memberships):
+        stamp = STAMP.replace("09:00:00", f"09:{k:02d}:00")
+        m.update(created_at=stamp, added_at=stamp, updated_at=stamp)
+    # migration demo (Salesforce -> Salesloft): the people the org's cadence trackers target, synced to
+    # Salesloft with their Salesforce ID as crm_id, on no Salesloft cadence yet. The sample names repeat, so
+    # these records get an address of their own (".sf") that no other demo row uses.
+    org = json.loads((HERE / "sandbox" / "salesforce_org.json").read_text(encoding="utf-8"))
+    by_id = {r["id"]: r for r in org["leads"] + org["contacts"]}
+    for k, tracker in enumerate(org["trackers"]):
+        target = by_id[tracker["target_id"]]
+        people.append({"id": 70101 + k, "first_name": target["first_name"], "last_name": target["last_name"],
+                       "email_address": target["email"].replace("@", ".sf@"), "company": target["company"],
+                       "owner_id": 101,
+                       "crm_id": target["id"]})
     team = {"name": "Acme Sales (sandbox)", "users": users, "api_keys": keys, "cadences": cadences,
             "people": people, "memberships": memberships}
     (HERE / "sandbox" / "salesloft_team.json").write_text(json.dumps(team, indent=1, ensure_ascii=False) + "\n",
@@ -198,7 +228,32 @@ def _csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
         writer.writerows(rows)
 
 
+def migration() -> None:
+    """The migration demo's inputs: what `batchrunner export` reads from the seeds, and the cadence maps."""
+    import anyio
+
+    from batchrunner.export import export_job, write_csv
+    from batchrunner.export.salesforce import COLUMNS as SF_COLUMNS
+    from batchrunner.export.salesforce import export_trackers
+    from batchrunner.export.salesloft import COLUMNS as SL_COLUMNS
+    from batchrunner.export.salesloft import export_memberships
+
+    folder = HERE / "migration"
+    folder.mkdir(exist_ok=True)
+    sl = anyio.run(lambda: export_memberships(export_job("salesloft", sandbox=True), on_cadence_only=True))
+    write_csv(folder / "salesloft_memberships.csv", sl.rows, SL_COLUMNS)
+    sf = anyio.run(lambda: export_trackers(export_job("salesforce", sandbox=True)))
+    write_csv(folder / "salesforce_trackers.csv", sf.rows, SF_COLUMNS)
+    _csv(folder / "salesloft_to_salesforce_cadences.csv", ["salesloft_cadence", "salesforce_cadence"], [
+        ["Q4 Outbound", "Q4 Outbound"], ["Inbound Demo Request", "Inbound Nurture"],
+        ["Webinar Follow-up", "Webinar Follow-up"], ["Customer Expansion", "Inbound Nurture"]])  # two -> one
+    # Salesloft has two cadences named "Webinar Follow-up": map to the team cadence's ID, not the name
+    _csv(folder / "salesforce_to_salesloft_cadences.csv", ["salesforce_cadence", "salesloft_cadence_id"], [
+        ["Q4 Outbound", "5001"], ["Webinar Follow-up", "5002"], ["Inbound Nurture", "5004"]])
+
+
 if __name__ == "__main__":
     (HERE / "sandbox").mkdir(exist_ok=True)
     salesforce()
     salesloft()
+    migration()

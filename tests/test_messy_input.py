@@ -9,7 +9,6 @@ import io
 from pathlib import Path
 
 import anyio
-import polars as pl
 import pytest
 
 from batchrunner.errors import JobError

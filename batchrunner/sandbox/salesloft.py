@@ -278,7 +278,31 @@ class SalesloftEmulator:
             items = [m for m in items if m["cadence"]["id"] == cid]
         if (on := request.param("currently_on_cadence")) in ("true", "false"):
             items = [m for m in items if m["currently_on_cadence"] == (on == "true")]
-        return self._page(request, items)
+        return self._page(request, self._by_updated_at(request, items))
+
+    @staticmethod
+    def _by_updated_at(request: SandboxRequest, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``updated_at[gt|gte|lt|lte]`` filters and ``sort_by=updated_at|created_at|id`` with
+        ``sort_direction=ASC|DESC``: Salesloft's list conventions, not in API-FACTS (sandbox choice:
+        supported on memberships; ties broken by id; without sort_by the order is creation order)."""
+        for op, keep in (("gt", lambda a, b: a > b), ("gte", lambda a, b: a >= b),
+                         ("lt", lambda a, b: a < b), ("lte", lambda a, b: a <= b)):
+            bound = request.param(f"updated_at[{op}]")
+            if bound is not None:
+                try:
+                    when = datetime.fromisoformat(bound.replace("Z", "+00:00"))
+                except ValueError:
+                    continue  # sandbox choice: an unparseable bound is ignored, like an unknown filter
+                items = [m for m in items if keep(datetime.fromisoformat(m["updated_at"].replace("Z", "+00:00")),
+                                                  when)]
+        sort_by = request.param("sort_by")
+        if sort_by in ("updated_at", "created_at", "id"):
+            def key(m: dict[str, Any]) -> tuple[Any, int]:
+                value = m["id"] if sort_by == "id" else datetime.fromisoformat(m[sort_by].replace("Z", "+00:00"))
+                return (value, m["id"])
+
+            items = sorted(items, key=key, reverse=(request.param("sort_direction") or "DESC").upper() == "DESC")
+        return items
 
     # -- look-ups ---------------------------------------------------------------------------------
     def list_people(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
