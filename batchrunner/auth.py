@@ -30,6 +30,9 @@ from batchrunner.errors import JobError, did_you_mean
 log = logging.getLogger("batchrunner.auth")
 
 
+SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "signature")
+
+
 class AuthError(Exception):
     """Authentication failed (a token endpoint said no, the CLI failed). The message is redacted."""
 
@@ -218,9 +221,9 @@ class TokenProvider:
             detail = body.get("error_description") if isinstance(body, dict) else None
             raise AuthError(f"{what}: the token endpoint {url} answered HTTP {response.status_code}"
                             + (f" {error}" if error else "") + (f": {detail}" if detail else ""))
-        for value in body.values():
-            if isinstance(value, str) and len(value) >= 20:  # tokens, signatures: never shown
-                secrets.register(value)
+        for key in SECRET_FIELDS:  # tokens, signatures: never shown (URLs and ids stay readable)
+            if isinstance(body.get(key), str):
+                secrets.register(body[key])
         return body
 
 

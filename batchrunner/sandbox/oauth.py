@@ -184,4 +184,6 @@ class OAuthServer:
                                      "created_at": int(self.clock())})
 
     def audit(self) -> dict[str, Any]:
-        return {"grants": list(self.grants), "issued": len(self.issued), "revoked": len(self.revoked)}
+        # tests only (a sandbox has no secrets worth keeping): what was issued, to look for leaks
+        return {"grants": list(self.grants), "issued": list(self.issued), "revoked": sorted(self.revoked),
+                "refresh_tokens": sorted(self.sl_refresh_tokens | self.sf_refresh_tokens)}

@@ -150,9 +150,8 @@ class SfCli(TokenProvider):
             message = body.get("message") if isinstance(body, dict) else None
             raise AuthError(f"sf_cli: `sf {' '.join(args)} --target-org {self.target_org}` failed "
                             f"(exit {done.returncode})" + (f": {message}" if message else ""))
-        for value in result.values():
-            if isinstance(value, str) and len(value) >= 20:
-                secrets.register(value)
+        if isinstance(result.get("accessToken"), str):
+            secrets.register(result["accessToken"])
         return result
 
     async def _fetch(self) -> dict[str, Any]:
