@@ -17,7 +17,8 @@ SL_JOB = "salesloft-weekly-enrolment.toml"
 SL_CSV = "salesloft_weekly_enrolment.csv"
 
 
-def live_job(tmp_path: Path, job: str, csv_name: str, connection: str, *, limits: str = "") -> Path:
+def live_job(tmp_path: Path, job: str, csv_name: str, connection: str, *, limits: str = "", name: str | None = None
+             ) -> Path:
     """A demo job copied into tmp_path as a LIVE job (sandbox = false) with this [connection] body."""
     (tmp_path / "data").mkdir(exist_ok=True)
     shutil.copy(REPO / "sample_data" / csv_name, tmp_path / "data" / csv_name)
@@ -26,7 +27,7 @@ def live_job(tmp_path: Path, job: str, csv_name: str, connection: str, *, limits
     text = text.replace("sandbox = true", "sandbox = false\n" + connection.strip())
     if limits:
         text = text.split("[limits]")[0] + "[limits]\n" + limits.strip() + "\n"
-    path = tmp_path / job
+    path = tmp_path / (name or job)
     path.write_text(text, encoding="utf-8")
     return path
 
