@@ -184,7 +184,8 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
         stats = await _execute(prepared, the_plan, journal, sandbox_app, clock, rng, progress, handle_signals)
     if stats.stopped is not None:
         stats.stopped = (stats.stopped[0], secrets.redact(stats.stopped[1]))
-        logging.getLogger("batchrunner.run").warning("stopped early: %s: %s", *stats.stopped)
+        level = logging.INFO if stats.stopped[0] == "DRY_RUN" else logging.WARNING
+        logging.getLogger("batchrunner.run").log(level, "stopped early: %s: %s", *stats.stopped)
     summary = {
         "job": job.name, "job_file": str(job.path), "platform": job.platform,
         "target": "sandbox" if job.is_sandbox else "live", "mode": "SANDBOX" if job.is_sandbox else "LIVE",
