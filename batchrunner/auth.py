@@ -56,13 +56,14 @@ def text_key(auth: dict[str, Any], key: str, default: str | None = None) -> str 
     return value
 
 
-def from_env(name: str, what: str, platform: str) -> str:
-    """A secret from the environment; a JobError (exit 2) naming the variable when it is unset."""
+def from_env(name: str, what: str, platform: str, *, secret: bool = True) -> str:
+    """A value from the environment (registered as a secret unless ``secret=False``, e.g. a client
+    id); a JobError (exit 2) naming the variable when it is unset."""
     value = os.environ.get(name, "").strip()
     if not value:
         raise JobError(f"No {what}: set the environment variable {name} "
                        f"(or set [connection] sandbox = true to use the {platform} emulator).")
-    return secrets.register(value) or value
+    return (secrets.register(value) or value) if secret else value
 
 
 def is_loopback(host: str | None) -> bool:

@@ -204,3 +204,29 @@ def test_unknown_auth_key_is_refused_with_a_hint(tmp_path: Path) -> None:
     done = cli("validate", str(job), cwd=tmp_path)
     assert done.returncode == 2
     assert "client_secret_env" in done.stderr and "literal" not in done.stderr
+
+
+def test_a_run_stopped_by_auth_resumes_with_a_good_credential(server: str, tmp_path: Path) -> None:
+    job = live_job(tmp_path, SF_JOB, SF_CSV, f'instance_url = "{server}"\nauth = {{ method = "env" }}')
+    first = cli("run", str(job), "--json", cwd=tmp_path, env={"SF_ACCESS_TOKEN": "00Dexpired!token-value"})
+    assert first.returncode == 3
+    run_dir = json.loads(first.stdout)["run_dir"]
+    done = cli("resume", run_dir, "--json", cwd=tmp_path, env={"SF_ACCESS_TOKEN": "sandbox-token"})
+    assert done.returncode == 1, done.stderr  # finished: the demo's failed and invalid rows remain
+    summary = json.loads(done.stdout)
+    assert summary["resumed"] and summary["counts"]["not_attempted"] == 0 and summary["stopped"] is None
+
+
+def test_sf_cli_failure_stops_before_sending(server: str, tmp_path: Path, monkeypatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "sf"
+    script.write_text('#!/bin/sh\necho \'{"status": 1, "message": "No authorization information found for my-org."}\'\n'
+                      'exit 1\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    job = live_job(tmp_path, SF_JOB, SF_CSV, 'auth = { method = "sf_cli", target_org = "my-org" }')
+    result = run_job(job)
+    summary = summary_of(result)
+    assert result.exit_code == 3 and summary["stopped"]["code"] == "AUTH_FAILED"
+    assert "No authorization information found" in summary["stopped"]["message"]

@@ -54,7 +54,8 @@ def method_of(job: Job) -> str:
 
 def _client_id(auth: dict[str, Any]) -> str:
     if auth.get("client_id_env"):
-        return from_env(text_key(auth, "client_id_env"), "Salesforce client id (consumer key)", "Salesforce")
+        return from_env(text_key(auth, "client_id_env"), "Salesforce client id (consumer key)", "Salesforce",
+                        secret=False)
     value = text_key(auth, "client_id")
     if not value:
         raise JobError("connection.auth needs client_id (the connected app's consumer key) or client_id_env.")
@@ -186,7 +187,8 @@ def provider_for(job: Job, **kw: Any) -> TokenProvider:
             raise JobError("client_credentials needs the org's My Domain URL: connection.auth.domain_url or "
                            "[connection] instance_url (https://yourdomain.my.salesforce.com).")
         domain = check_url(domain, "The My Domain URL")
-        client_id = from_env(text_key(auth, "client_id_env", "SF_CLIENT_ID"), "Salesforce client id", "Salesforce")
+        client_id = from_env(text_key(auth, "client_id_env", "SF_CLIENT_ID"), "Salesforce client id", "Salesforce",
+                             secret=False)
         secret = from_env(text_key(auth, "client_secret_env", "SF_CLIENT_SECRET"), "Salesforce client secret",
                           "Salesforce")
         return ClientCredentials(domain, client_id, secret, **kw)

@@ -85,7 +85,7 @@ def provider_for(job: Job, **kw: Any) -> TokenProvider:
                        "(created 0600; e.g. \"~/.config/batchrunner/salesloft-token.json\").")
     path = (job.path.parent / Path(token_file).expanduser()).resolve()
     client_id = from_env(text_key(auth, "client_id_env", "SALESLOFT_CLIENT_ID"), "Salesloft OAuth client id",
-                         "Salesloft")
+                         "Salesloft", secret=False)
     client_secret = from_env(text_key(auth, "client_secret_env", "SALESLOFT_CLIENT_SECRET"),
                              "Salesloft OAuth client secret", "Salesloft")
     stored = read_token_file(path).get("refresh_token")
