@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     from batchrunner import runlog
     from batchrunner.secrets import redact
 
-    runlog.to_stderr()
+    # log lines to stderr: warnings for people at a terminal; everything (INFO) with --json, for cron
+    runlog.to_stderr(logging.INFO if getattr(args, "json", False) else logging.WARNING)
     try:
         if args.command == "run":
             return _run(args)
