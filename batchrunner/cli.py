@@ -85,7 +85,10 @@ def _parser() -> argparse.ArgumentParser:
                          description="Serve the sandbox (an emulator of the Salesforce actions and Salesloft APIs) "
                          "on a real port. Point a job at it with [connection] sandbox = true and instance_url "
                          "(Salesforce) or base_url (Salesloft) = \"http://127.0.0.1:PORT\". Tokens: Salesforce "
-                         "'sandbox-token', Salesloft 'sandbox-key'. State lives as long as the server.")
+                         "'sandbox-token', Salesloft 'sandbox-key'. State lives as long as the server. It also serves the "
+                         "OAuth token endpoints (Salesforce /services/oauth2/token, Salesloft /oauth/token) for one "
+                         "client, id 'sandbox-client-id', secret 'sandbox-client-secret', refresh token "
+                         "'sandbox-refresh-token' (see the README's sandbox section).")
     sbx.add_argument("--host", default="127.0.0.1")
     sbx.add_argument("--port", type=int, default=8765)
     sbx.add_argument("--job", type=Path, help="take budgets and fault injection from this job's [sandbox] table")
