@@ -98,6 +98,9 @@ def read_token_file(path: Path) -> dict[str, Any]:
         raise JobError(f"Cannot read the token file {path}: {type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise JobError(f"The token file {path} must hold a JSON object.")
+    if path.stat().st_mode & 0o077:
+        log.warning("the token file %s is readable by other users; batchrunner rewrites it 0600 at the "
+                    "next refresh (chmod 600 it now)", path)
     for value in data.values():
         if isinstance(value, str):
             secrets.register(value)
@@ -108,7 +111,7 @@ def write_token_file(path: Path, data: dict[str, Any]) -> None:
     """Atomically replace ``path`` with ``data``: a 0600 temporary file in the same directory,
     flushed to disk, then renamed over the old one, so a crash leaves the old or the new file,
     never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
     try:
         os.fchmod(fd, 0o600)

@@ -230,3 +230,14 @@ def test_sf_cli_failure_stops_before_sending(server: str, tmp_path: Path, monkey
     summary = summary_of(result)
     assert result.exit_code == 3 and summary["stopped"]["code"] == "AUTH_FAILED"
     assert "No authorization information found" in summary["stopped"]["message"]
+
+
+def test_validate_of_a_live_job_contacts_nothing(server: str, tmp_path: Path) -> None:
+    job = live_job(tmp_path, SF_JOB, SF_CSV, f'instance_url = "{server}"\nauth = {{ method = "client_credentials" }}')
+    before = audit(server)
+    done = cli("validate", str(job), cwd=tmp_path, env=CC_ENV)
+    assert done.returncode == 1, done.stderr  # the demo has invalid rows
+    assert done.stdout.startswith(f"LIVE salesforce ({server})") and "nothing was sent" in done.stdout
+    after = audit(server)
+    assert after["OAuthServer"]["grants"] == before["OAuthServer"]["grants"]
+    assert after["SalesforceEmulator"]["api_used"] == before["SalesforceEmulator"]["api_used"]
