@@ -58,6 +58,7 @@ class SandboxSettings:
     jwt_public_key_file: str = ""
     oauth_token_ttl: float = 7200.0  # seconds an issued access token is accepted
     oauth_token_uses: int = 0  # an issued access token is refused after this many requests (0 = never)
+    oauth_sf_rotate_refresh: bool = False  # Salesforce refresh token rotation (a connected-app option)
 
 
 @dataclass

@@ -241,3 +241,19 @@ def test_validate_of_a_live_job_contacts_nothing(server: str, tmp_path: Path) ->
     after = audit(server)
     assert after["OAuthServer"]["grants"] == before["OAuthServer"]["grants"]
     assert after["SalesforceEmulator"]["api_used"] == before["SalesforceEmulator"]["api_used"]
+
+
+def test_refresh_token_rotation_is_stored_in_the_token_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SF_CLIENT_ID", "sandbox-client-id")
+    monkeypatch.setenv("SF_REFRESH_TOKEN", "sandbox-refresh-token")
+    token_file = tmp_path / "sf-token.json"
+    with sandbox_server("oauth_sf_rotate_refresh=true") as url:
+        job = live_job(tmp_path, SF_JOB, SF_CSV, f'''
+auth = {{ method = "refresh_token", login_url = "{url}", token_file = "{token_file}" }}''')
+        first = run_job(job)
+        assert summary_of(first)["stopped"] is None
+        stored = json.loads(token_file.read_text())["refresh_token"]
+        assert stored != "sandbox-refresh-token" and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        second = run_job(job)  # the variable's token is revoked now: the file's is used
+        assert summary_of(second)["stopped"] is None
+        assert "sandbox-refresh-token" in audit(url)["OAuthServer"]["revoked"]

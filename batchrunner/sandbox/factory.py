@@ -37,4 +37,5 @@ def _oauth(settings: SandboxSettings, server: type) -> object:
     usernames = tuple(u.get("email") for u in load_seed("salesforce_org.json").get("users", []) if u.get("email"))
     return server(client_id=settings.oauth_client_id, client_secret=settings.oauth_client_secret,
                   refresh_token=settings.oauth_refresh_token, jwt_public_key=key, usernames=usernames,
-                  token_ttl=settings.oauth_token_ttl, token_uses=settings.oauth_token_uses)
+                  token_ttl=settings.oauth_token_ttl, token_uses=settings.oauth_token_uses,
+                  sf_rotate=settings.oauth_sf_rotate_refresh)

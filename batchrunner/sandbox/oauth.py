@@ -54,7 +54,8 @@ class OAuthServer:
     def __init__(self, *, client_id: str = "sandbox-client-id", client_secret: str = "sandbox-client-secret",
                  refresh_token: str = "sandbox-refresh-token", jwt_public_key: str | None = None,
                  usernames: tuple[str, ...] = (), token_ttl: float = 7200.0, token_uses: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 sf_rotate: bool = False, clock: Callable[[], float] = time.time) -> None:
+        self.sf_rotate = sf_rotate  # Salesforce: refresh token rotation is a connected-app option
         self.client_id, self.client_secret = client_id, client_secret
         self.jwt_public_key = jwt_public_key
         self.usernames = set(usernames)
@@ -134,7 +135,13 @@ class OAuthServer:
                 return bad("invalid_client", "invalid client credentials")
             if form.get("refresh_token") not in self.sf_refresh_tokens:
                 return bad("invalid_grant", "expired access/refresh token")
-            return self._sf_ok(request)
+            answer = self._sf_ok(request)
+            if self.sf_rotate:  # with rotation on, each refresh issues a new refresh token, the old one dies
+                self.sf_refresh_tokens.discard(form["refresh_token"])
+                self.revoked.add(form["refresh_token"])
+                answer.body["refresh_token"] = pysecrets.token_urlsafe(32)
+                self.sf_refresh_tokens.add(answer.body["refresh_token"])
+            return answer
         return bad("unsupported_grant_type", "grant type not supported")
 
     def _jwt(self, assertion: str, request: SandboxRequest, bad: Callable[[str, str], SandboxResponse]

@@ -24,7 +24,8 @@ from typing import Any
 import anyio
 
 from batchrunner import secrets
-from batchrunner.auth import AuthError, StaticToken, TokenProvider, check_keys, check_url, from_env, text_key
+from batchrunner.auth import (AuthError, StaticToken, TokenProvider, check_keys, check_url, from_env,
+                              read_token_file, text_key, write_token_file)
 from batchrunner.errors import JobError
 from batchrunner.job import Job
 
@@ -37,7 +38,8 @@ KEYS = {
     "env": ("token_env", "instance_url_env"),
     "client_credentials": ("client_id_env", "client_secret_env", "domain_url"),
     "jwt": ("client_id", "client_id_env", "username", "private_key_file", "login_url"),
-    "refresh_token": ("client_id", "client_id_env", "client_secret_env", "refresh_token_env", "login_url"),
+    "refresh_token": ("client_id", "client_id_env", "client_secret_env", "refresh_token_env", "login_url",
+                      "token_file"),
     "sf_cli": ("target_org", "sf_path"),
 }
 
@@ -110,18 +112,31 @@ class RefreshToken(TokenProvider):
     can_refresh = True
     method = "refresh_token"
 
-    def __init__(self, login_url: str, client_id: str, refresh_token: str, client_secret: str | None = None,
-                 **kw: Any) -> None:
+    def __init__(self, login_url: str, client_id: str, refresh_token: str | None, client_secret: str | None = None,
+                 token_file: Path | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.login_url, self.client_id, self._refresh, self._secret = login_url, client_id, refresh_token, client_secret
+        self.token_file = token_file
+
+    def current_refresh_token(self) -> str:
+        if self.token_file is not None:
+            stored = read_token_file(self.token_file).get("refresh_token")
+            if isinstance(stored, str) and stored:
+                return stored
+        if not self._refresh:
+            raise AuthError("refresh_token: no refresh token")
+        return self._refresh
 
     async def _fetch(self) -> dict[str, Any]:
-        form = {"grant_type": "refresh_token", "refresh_token": self._refresh, "client_id": self.client_id}
+        form = {"grant_type": "refresh_token", "refresh_token": self.current_refresh_token(),
+                "client_id": self.client_id}
         if self._secret:
             form["client_secret"] = self._secret
         body = await self.post_form(self.login_url + TOKEN_PATH, form, "Salesforce refresh token")
         if isinstance(body.get("refresh_token"), str):  # refresh token rotation, when the app enables it
             self._refresh = secrets.register(body["refresh_token"]) or self._refresh
+            if self.token_file is not None:  # the old one is revoked: store the new one before using it
+                write_token_file(self.token_file, {"refresh_token": self._refresh})
         return body
 
 
@@ -207,14 +222,18 @@ def provider_for(job: Job, **kw: Any) -> TokenProvider:
         return JwtBearer(login, _client_id(auth), username, key, **kw)
     if method == "refresh_token":
         login = check_url(text_key(auth, "login_url", LOGIN_URL), "connection.auth.login_url")
-        refresh = from_env(text_key(auth, "refresh_token_env", "SF_REFRESH_TOKEN"), "Salesforce refresh token",
-                           "Salesforce")
+        token_file = text_key(auth, "token_file")
+        path = (job.path.parent / Path(token_file).expanduser()).resolve() if token_file else None
+        refresh = read_token_file(path).get("refresh_token") if path is not None else None
+        if not refresh:
+            refresh = from_env(text_key(auth, "refresh_token_env", "SF_REFRESH_TOKEN"), "Salesforce refresh token",
+                               "Salesforce")
         secret_env = text_key(auth, "client_secret_env")
         secret = from_env(secret_env, "Salesforce client secret", "Salesforce") if secret_env else None
         auth_ = dict(auth)
         if not auth_.get("client_id") and not auth_.get("client_id_env"):
             auth_["client_id_env"] = "SF_CLIENT_ID"
-        return RefreshToken(login, _client_id(auth_), refresh, secret, **kw)
+        return RefreshToken(login, _client_id(auth_), refresh, secret, path, **kw)
     # sf_cli
     target = text_key(auth, "target_org")
     if not target:
