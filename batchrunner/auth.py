@@ -10,6 +10,7 @@ new one after the platform refused ``stale``; concurrent callers share one refre
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -121,23 +122,15 @@ def write_token_file(path: Path, data: dict[str, Any]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    with _suppress():
+    with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return exc[0] is not None and issubclass(exc[0], OSError)
 
 
 # -- providers --------------------------------------------------------------------------------------
