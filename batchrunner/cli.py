@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from pathlib import Path
 
@@ -36,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and plan, write the reports, send nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when stderr "
                      "is not a terminal)")
+    _cron_options(run)
 
     val = sub.add_parser("validate", help="check the job and every row and print the plan; sends nothing",
                          description="Check the job file and every input row, and print the plan: rows per "
@@ -54,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--allow-changed-input", action="store_true",
                      help="resume even though the input file's sha256 changed since the run started")
     res.add_argument("--no-progress", action="store_true")
+    _cron_options(res)
 
     rty = sub.add_parser("retry", help="a new run of the same job over an earlier run's failed and not_attempted rows",
                          description="Start a new run of the run's job over the rows that failed or were not "
@@ -61,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     rty.add_argument("run_dir", type=Path)
     rty.add_argument("--output-dir", type=Path)
     rty.add_argument("--no-progress", action="store_true")
+    _cron_options(rty)
+
+    chk = sub.add_parser("check", help="authenticate and check the org/team is ready for the job; changes nothing",
+                         description="Authenticate with the job's [connection.auth], resolve the API version "
+                         "against the org (GET /services/data/), check the job's actions exist (describe), and "
+                         "report the daily API calls left (Salesforce) or the budget headers (Salesloft). Only "
+                         "GET requests: nothing that changes data is sent. Exit 0 ready, 1 a check failed, 2 the "
+                         "job or its credentials' variables are wrong.")
+    chk.add_argument("job", type=Path)
+    chk.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
 
     ops = sub.add_parser("operations", help="list the operations of a platform and their fields",
                          description="The operation catalog: operations, their fields, which are required and "
@@ -89,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
                          description="Serve the sandbox (an emulator of the Salesforce actions and Salesloft APIs) "
                          "on a real port. Point a job at it with [connection] sandbox = true and instance_url "
                          "(Salesforce) or base_url (Salesloft) = \"http://127.0.0.1:PORT\". Tokens: Salesforce "
-                         "'sandbox-token', Salesloft 'sandbox-key'. State lives as long as the server.")
+                         "'sandbox-token', Salesloft 'sandbox-key'. State lives as long as the server. It also serves the "
+                         "OAuth token endpoints (Salesforce /services/oauth2/token, Salesloft /oauth/token) for one "
+                         "client, id 'sandbox-client-id', secret 'sandbox-client-secret', refresh token "
+                         "'sandbox-refresh-token' (see the README's sandbox section).")
     sbx.add_argument("--host", default="127.0.0.1")
     sbx.add_argument("--port", type=int, default=8765)
     sbx.add_argument("--job", type=Path, help="take budgets and fault injection from this job's [sandbox] table")
@@ -99,12 +116,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cron_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout; "
+                     "everything else goes to stderr (for cron and scripts)")
+    cmd.add_argument("--fail-on", choices=["invalid", "failed", "never"], default="invalid",
+                     help="which row outcomes make the exit code 1: invalid (default: failed or invalid rows), "
+                     "failed (failed rows only), never (exit 0 unless the job could not start or stopped early)")
+    cmd.add_argument("--keep-runs", type=int, metavar="N", help="after the run, delete this job's older run "
+                     "directories, keeping the newest N (runs that stopped early and can be resumed are kept)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    if getattr(args, "keep_runs", None) is not None and args.keep_runs < 1:
+        parser.error("--keep-runs must be at least 1")
+    from batchrunner import runlog
+    from batchrunner.secrets import redact
+
+    # log lines to stderr: warnings for people at a terminal; everything (INFO) with --json, for cron
+    runlog.to_stderr(logging.INFO if getattr(args, "json", False) else logging.WARNING)
     try:
         if args.command == "run":
             return _run(args)
@@ -120,8 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             return _sandbox(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "check":
+            return _check(args)
     except JobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(exc)}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": redact(exc), "exit_code": exc.exit_code}))
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -136,6 +174,11 @@ def _banner(prepared) -> str:
     return f"{kind} {job.platform} ({prepared.target}) · job {job.name} · input {prepared.loaded.path}"
 
 
+def _out(args: argparse.Namespace):
+    """Where human-readable lines go: stdout, or stderr when --json keeps stdout for the JSON."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
+
+
 def _run(args: argparse.Namespace) -> int:
     import anyio
 
@@ -144,39 +187,52 @@ def _run(args: argparse.Namespace) -> int:
 
     job = load_job(args.job)
     prepared = prepare(job, args.input)
-    print(_banner(prepared))
+    print(_banner(prepared), file=_out(args), flush=True)
     for note in prepared.loaded.notes:
-        print(f"note: {note}")
+        print(f"note: {note}", file=_out(args))
     result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir, dry_run=args.dry_run,
-                                            progress=False if args.no_progress else None, handle_signals=True))
-    return _finish(result)
+                                            progress=False if args.no_progress else None, handle_signals=True,
+                                            fail_on=args.fail_on))
+    return _finish(result, args)
 
 
-def _finish(result) -> int:
+def _finish(result, args: argparse.Namespace | None = None) -> int:
+    out = _out(args) if args is not None else sys.stdout
     counts = result.summary["counts"]
-    print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no rows")
+    print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no rows", file=out)
     if sync := result.summary.get("sync"):  # mode = "sync" (sync.py)
         removals = sync.get("removals") or {}
         done = ", ".join(f"{n} {s}" for s, n in (removals.get("counts") or {}).items() if n)
         print(f"sync: {sync['added']} added, {sync['changed']} changed, {sync['unchanged']} unchanged, "
               f"{sync['left_the_list']} left the list"
               + (f"; removals: {done} ({removals['report']})" if removals.get("sent") else
-                 f"; removals not sent: {removals['why']}" if removals else ""))
+                 f"; removals not sent: {removals['why']}" if removals else ""), file=out)
     if result.summary.get("stopped"):
         stop = result.summary["stopped"]
-        print(f"stopped early: {stop['code']}: {stop['message']}")
-    print(f"report: {result.run_dir / 'results.csv'}")
-    print(f"run directory: {result.run_dir}")
+        print(f"stopped early: {stop['code']}: {stop['message']}", file=out)
+    print(f"report: {result.run_dir / 'results.csv'}", file=out)
+    print(f"run directory: {result.run_dir}", file=out)
+    deleted = []
+    if args is not None and getattr(args, "keep_runs", None):
+        from batchrunner.retention import prune
+
+        deleted = prune(result.run_dir.parent, result.summary.get("job") or "", args.keep_runs,
+                        current=result.run_dir)
+        for path in deleted:
+            print(f"deleted old run directory: {path}", file=out)
+    if args is not None and getattr(args, "json", False):
+        print(json.dumps({**result.summary, "run_dir": str(result.run_dir),
+                          "deleted_run_dirs": [str(p) for p in deleted]}), flush=True)
     return result.exit_code
 
 
 def _resume(args: argparse.Namespace) -> int:
     from batchrunner.runner import resume
 
-    print(f"resuming {args.run_dir}")
+    print(f"resuming {args.run_dir}", file=_out(args))
     result = resume(args.run_dir, allow_changed_input=args.allow_changed_input,
-                    progress=False if args.no_progress else None, handle_signals=True)
-    return _finish(result)
+                    progress=False if args.no_progress else None, handle_signals=True, fail_on=args.fail_on)
+    return _finish(result, args)
 
 
 def _retry(args: argparse.Namespace) -> int:
@@ -187,10 +243,11 @@ def _retry(args: argparse.Namespace) -> int:
 
     job_path, input_path = retry_rows(args.run_dir)
     prepared = prepare(load_job(job_path), input_path)
-    print(_banner(prepared))
+    print(_banner(prepared), file=_out(args), flush=True)
     result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir,
-                                            progress=False if args.no_progress else None, handle_signals=True))
-    return _finish(result)
+                                            progress=False if args.no_progress else None, handle_signals=True,
+                                            fail_on=args.fail_on))
+    return _finish(result, args)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -226,6 +283,25 @@ def _validate(args: argparse.Namespace) -> int:
              if prepared.platform.budget_per_minute(prepared.job) else ""))
     print("nothing was sent")
     return 1 if invalid.height else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import anyio
+
+    from batchrunner.check import check
+    from batchrunner.job import load_job
+
+    job = load_job(args.job)
+    out = _out(args)
+    result = anyio.run(lambda: check(job))
+    print(f"{result.mode} {result.platform} ({result.endpoint}) · job {job.name} · check (sends nothing that "
+          "changes data)", file=out)
+    for item in result.checks:
+        print(f"  {'ok  ' if item['ok'] else 'FAIL'} {item['name']}: {item['detail']}", file=out)
+    print("ready" if result.ok else "not ready", file=out)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    return 0 if result.ok else 1
 
 
 def _operations(args: argparse.Namespace) -> int:

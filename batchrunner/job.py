@@ -50,6 +50,15 @@ class SandboxSettings:
     api_used: int = 0
     partial_save_allowed: bool = True
     seed: int = 0  # random seed for injected faults
+    # OAuth token endpoints of the emulator (sandbox/oauth.py): the one registered client, the
+    # refresh token it accepts first, the certificate's public key for JWT bearer, token lifetime
+    oauth_client_id: str = "sandbox-client-id"
+    oauth_client_secret: str = "sandbox-client-secret"
+    oauth_refresh_token: str = "sandbox-refresh-token"
+    jwt_public_key_file: str = ""
+    oauth_token_ttl: float = 7200.0  # seconds an issued access token is accepted
+    oauth_token_uses: int = 0  # an issued access token is refused after this many requests (0 = never)
+    oauth_sf_rotate_refresh: bool = False  # Salesforce refresh token rotation (a connected-app option)
 
 
 @dataclass

@@ -6,6 +6,7 @@ own module and is testable alone; this module only wires them and owns the run d
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -21,7 +22,8 @@ import anyio
 import httpx
 import polars as pl
 
-from batchrunner import __version__, failpoints
+from batchrunner import __version__, failpoints, runlog, secrets
+from batchrunner.auth import AuthError
 from batchrunner.clock import Clock
 from batchrunner.execute import ExecStats, Executor, RetryPolicy
 from batchrunner.errors import JobError
@@ -39,6 +41,17 @@ from batchrunner.source import LoadedInput, file_sha256, load_input, read_csv
 from batchrunner.validate import CODE, IDX, MESSAGE, OP, check_job, validate
 
 SANDBOX_BASE = "http://sandbox.local"
+FAIL_ON = ("invalid", "failed", "never")
+
+
+def fail_on_code(code: int, counts: dict[str, int], fail_on: str = "invalid") -> int:
+    """``--fail-on``: which row outcomes make the exit code 1. ``invalid`` (default): failed or
+    invalid rows; ``failed``: failed rows only; ``never``: none. 2 and 3 are never masked."""
+    if code != 1 or fail_on == "invalid":
+        return code
+    if fail_on == "failed":
+        return 1 if counts.get(Status.FAILED.value, 0) else 0
+    return 0
 
 
 @dataclass
@@ -130,6 +143,7 @@ async def run_prepared(
     rng: random.Random | None = None,
     progress: bool | None = None,
     handle_signals: bool = False,
+    fail_on: str = "invalid",
 ) -> RunResult:
     """Start a new run of a prepared job: a run directory, a journal holding every row, then send."""
     job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
@@ -142,6 +156,10 @@ async def run_prepared(
         run_dir.rmdir()
         raise
     journal = Journal(run_dir / "journal.sqlite")
+    log_scope = runlog.run_log(run_dir)
+    log = log_scope.__enter__()
+    log.info("run %s started: %s %s (%s), input %s", run_dir.name, "SANDBOX" if job.is_sandbox else "LIVE",
+             job.platform, prepared.target, loaded.path)
     try:
         journal.set_meta(job_path=str(job.path), job_name=job.name, platform=job.platform,
                          input_path=str(loaded.path), input_sha256=loaded.sha256, created_at=utc_now(),
@@ -158,12 +176,13 @@ async def run_prepared(
         journal.finish(prepared.plan.duplicates)
         result = await _send_and_report(prepared, prepared.plan, run_dir, journal, dry_run=dry_run,
                                         sandbox_app=sandbox_app, clock=clock, rng=rng, progress=progress,
-                                        handle_signals=handle_signals)
+                                        handle_signals=handle_signals, fail_on=fail_on)
         if prepared.sync is not None:  # removals of people who left the list, state update
             result = await sync.finish(prepared, result, run_dir, dry_run=dry_run, sandbox_app=sandbox_app,
                                        clock=clock, rng=rng, progress=progress)
         return result
     finally:
+        log_scope.__exit__(None, None, None)
         journal.close()
         lock.release()
 
@@ -171,7 +190,8 @@ async def run_prepared(
 async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, journal: Journal, *,
                            dry_run: bool = False, sandbox_app: Any | None = None, clock: Clock | None = None,
                            rng: random.Random | None = None, progress: bool | None = None,
-                           handle_signals: bool = False, resumed: bool = False) -> RunResult:
+                           handle_signals: bool = False, resumed: bool = False, fail_on: str = "invalid"
+                           ) -> RunResult:
     job, loaded = prepared.job, prepared.loaded
     started = time.monotonic()
     started_at = utc_now()
@@ -181,9 +201,14 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
     elif the_plan.requests:
         failpoints.hit("run.before_send")
         stats = await _execute(prepared, the_plan, journal, sandbox_app, clock, rng, progress, handle_signals)
+    if stats.stopped is not None:
+        stats.stopped = (stats.stopped[0], secrets.redact(stats.stopped[1]))
+        level = logging.INFO if stats.stopped[0] == "DRY_RUN" else logging.WARNING
+        logging.getLogger("batchrunner.run").log(level, "stopped early: %s: %s", *stats.stopped)
     summary = {
         "job": job.name, "job_file": str(job.path), "platform": job.platform,
-        "target": "sandbox" if job.is_sandbox else "live", "endpoint": prepared.target,
+        "target": "sandbox" if job.is_sandbox else "live", "mode": "SANDBOX" if job.is_sandbox else "LIVE",
+        "endpoint": prepared.target, "auth_method": None if job.is_sandbox else _auth_method(job),
         "input_file": str(loaded.path), "input_sha256": loaded.sha256, "resumed": resumed,
         "requests_sent": stats.requests, "retries": stats.retries, "responses_429": stats.responses_429,
         "transport_errors": stats.transport_errors, "batch_splits": stats.splits,
@@ -199,8 +224,12 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
         code = 1 if counts.get("invalid") else 0
     else:
         code = exit_code_for(counts, stats.stopped is not None)
+    code = fail_on_code(code, counts, fail_on)
     summary["exit_code"] = code
     summary = write_reports(run_dir, loaded.frame, rows, prepared.validated[OP], summary, stats.stopped)
+    logging.getLogger("batchrunner.run").info(
+        "run finished: %s; exit %s", ", ".join(f"{n} {k}" for k, n in summary.get("counts", {}).items() if n)
+        or "no rows", code)
     return RunResult(run_dir, code, summary, stats)
 
 
@@ -208,7 +237,11 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
                    clock: Clock | None, rng: random.Random | None, progress: bool | None,
                    handle_signals: bool) -> ExecStats:
     job = prepared.job
-    session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
+    try:
+        session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
+    except (AuthError, JobError) as exc:  # credentials refused: nothing was sent; resumable (exit 3)
+        return ExecStats(stopped=("AUTH_FAILED", secrets.redact(exc)))
+    prepared.target = getattr(session, "target", None) or prepared.target
     try:
         limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
                               window_kind=job.limits.rate_window, margin=max(0, job.limits.concurrency - 1))
@@ -253,9 +286,11 @@ async def _watch_signals(executor: Executor, scope: anyio.CancelScope) -> None:
 
 
 def resume(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any | None = None,
-           clock: Clock | None = None, progress: bool | None = None, handle_signals: bool = False) -> RunResult:
+           clock: Clock | None = None, progress: bool | None = None, handle_signals: bool = False,
+           fail_on: str = "invalid") -> RunResult:
     return anyio.run(lambda: resume_async(run_dir, allow_changed_input=allow_changed_input, sandbox_app=sandbox_app,
-                                          clock=clock, progress=progress, handle_signals=handle_signals))
+                                          clock=clock, progress=progress, handle_signals=handle_signals,
+                                          fail_on=fail_on))
 
 
 def open_run_journal(run_dir: Path) -> Journal:
@@ -267,7 +302,7 @@ def open_run_journal(run_dir: Path) -> Journal:
 
 async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any | None = None,
                        clock: Clock | None = None, progress: bool | None = None,
-                       handle_signals: bool = False) -> RunResult:
+                       handle_signals: bool = False, fail_on: str = "invalid") -> RunResult:
     """Finish a run that stopped. Rows with an outcome are never sent again; rows that were in
     flight are checked by the platform session before anything is re-sent."""
     run_dir = Path(run_dir)
@@ -301,9 +336,12 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
                     mine = frozenset(unit.rows) & unsure
                     if mine:
                         wave[i] = unit.part(unit.rows, unsure=mine, attempts=max(attempts[r] for r in mine))
-            return await _send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
-                                          clock=clock, progress=progress, handle_signals=handle_signals,
-                                          resumed=True)
+            with runlog.run_log(run_dir) as log:
+                log.info("resuming %s: %s %s (%s)", run_dir.name, "SANDBOX" if job.is_sandbox else "LIVE",
+                         job.platform, prepared.target)
+                return await _send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
+                                              clock=clock, progress=progress, handle_signals=handle_signals,
+                                              resumed=True, fail_on=fail_on)
         finally:
             lock.release()
     finally:
@@ -342,3 +380,8 @@ def estimate_seconds(prepared: Prepared, latency: float = 1.0) -> float:
     budget = prepared.platform.budget_per_minute(job)
     by_budget = requests / budget * 60 if budget else 0.0
     return max(by_concurrency, by_budget)
+
+
+def _auth_method(job: Job) -> str:
+    default = "env" if job.platform == "salesforce" else "api_key"
+    return str(job.connection.auth.get("method", default))

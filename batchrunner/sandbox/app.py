@@ -31,6 +31,13 @@ class SandboxApp:
             with self._lock:
                 return SandboxResponse(200, {type(e).__name__: e.audit() for e in self.emulators
                                              if hasattr(e, "audit")})
+        for emulator in self.emulators:  # issued OAuth tokens (sandbox/oauth.py): accepted or expired
+            rewrite = getattr(emulator, "rewrite", None)
+            if rewrite is not None:
+                with self._lock:
+                    answer = rewrite(request)
+                if answer is not None:
+                    return answer
         for emulator in self.emulators:
             if any(request.path.startswith(prefix) for prefix in emulator.prefixes):
                 with self._lock:

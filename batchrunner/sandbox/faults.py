@@ -77,7 +77,8 @@ class FaultyApp:
         s = self.settings
         self.requests += 1
         self._external_spend()
-        if request.path == "/services/data/" or request.path.endswith("/oauth2/token"):
+        if (request.path == "/services/data/" or request.path.startswith("/_sandbox/")
+                or request.path.endswith(("/oauth2/token", "/oauth/token"))):
             return None, None
         if s.token_expires_after and self.requests > s.token_expires_after:
             self._count("expired_token")

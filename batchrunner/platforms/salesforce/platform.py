@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 
-from batchrunner.errors import JobError
 from batchrunner import jsonio
 from batchrunner.job import Job
 from batchrunner.outcome import RowOutcome, Status
@@ -90,6 +88,9 @@ class SalesforceSession:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        provider = getattr(self, "provider", None)
+        if provider is not None:
+            await provider.aclose()
 
 
 class SalesforcePlatform:
@@ -109,27 +110,44 @@ class SalesforcePlatform:
         return job.connection.api_version or DEFAULT_API_VERSION
 
     def endpoint(self, job: Job) -> tuple[str | None, dict[str, str], str]:
-        """(base URL or None for the in-process sandbox, auth headers, what it talks to)."""
+        """(base URL or None for the in-process sandbox, auth headers, what it talks to).
+        Live: checks the credentials' variables and files without contacting anything (exit 2
+        naming what is missing); the token itself is fetched by ``open_session``."""
         conn = job.connection
         if conn.sandbox:
             return conn.instance_url, {"Authorization": f"Bearer {SANDBOX_TOKEN}"}, conn.instance_url or "in-process sandbox"
-        auth = dict(conn.auth)
-        method = auth.pop("method", "env")
-        if method != "env":
-            raise JobError(f"connection.auth.method {method!r} is not supported yet; use \"env\".")
-        token_env = auth.get("token_env", "SF_ACCESS_TOKEN")
-        url_env = auth.get("instance_url_env", "SF_INSTANCE_URL")
-        token = os.environ.get(token_env)
-        if not token:
-            raise JobError(f"No Salesforce access token: set the environment variable {token_env} "
-                           "(or set [connection] sandbox = true to use the emulator).")
-        url = conn.instance_url or os.environ.get(url_env)
-        if not url:
-            raise JobError(f"No Salesforce instance URL: set [connection] instance_url or the variable {url_env}.")
-        return url.rstrip("/"), {"Authorization": f"Bearer {token}"}, url
+        from batchrunner.platforms.salesforce.auth import describe_target, provider_for
 
-    async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient]
-                           ) -> SalesforceSession:
-        base_url, headers, _ = self.endpoint(job)
-        return SalesforceSession(make_client(base_url, headers), self.catalog_for(job), self.api_version(job),
-                                 job.limits.batch_size, job.limits.api_reserve)
+        provider = provider_for(job)
+        if provider.method == "env":
+            return provider.instance_url, {"Authorization": f"Bearer {provider._static}"}, provider.instance_url
+        return provider.instance_url, {}, describe_target(job, provider)
+
+    def token_provider(self, job: Job, **kw: Any):
+        from batchrunner.platforms.salesforce.auth import provider_for
+
+        return provider_for(job, **kw)
+
+    async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient],
+                           provider: Any = None) -> SalesforceSession:
+        if job.connection.sandbox:
+            base_url, headers, _ = self.endpoint(job)
+            return SalesforceSession(make_client(base_url, headers), self.catalog_for(job), self.api_version(job),
+                                     job.limits.batch_size, job.limits.api_reserve)
+        from batchrunner.auth import BearerAuth, check_url
+
+        provider = provider or self.token_provider(job)
+        try:
+            await provider.get_token()  # authenticates now: a refused credential stops before any row is sent
+            base_url = check_url(job.connection.instance_url or provider.instance_url or "",
+                                 "The Salesforce instance URL")
+        except BaseException:
+            await provider.aclose()
+            raise
+        client = make_client(base_url, {})
+        client.auth = BearerAuth(provider)
+        session = SalesforceSession(client, self.catalog_for(job), self.api_version(job), job.limits.batch_size,
+                                    job.limits.api_reserve)
+        session.provider = provider
+        session.target = base_url
+        return session

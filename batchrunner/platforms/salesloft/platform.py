@@ -8,13 +8,11 @@ checked with a GET before it is sent again).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from batchrunner.errors import JobError
 from batchrunner.job import Job
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import Catalog, RateSignal, RowSource, SessionIO, StopRun, Verdict, WorkUnit
@@ -255,6 +253,9 @@ class SalesloftSession:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        provider = getattr(self, "provider", None)
+        if provider is not None:
+            await provider.aclose()
 
 
 def _code(status: int) -> str:
@@ -286,22 +287,39 @@ class SalesloftPlatform:
         return float(job.limits.requests_per_minute)
 
     def endpoint(self, job: Job) -> tuple[str | None, dict[str, str], str]:
+        """(base URL or None for the in-process sandbox, auth headers, what it talks to).
+        Live: checks the credentials' variables and files without contacting anything."""
         conn = job.connection
         if conn.sandbox:
             return conn.base_url, {"Authorization": f"Bearer {SANDBOX_TOKEN}"}, conn.base_url or "in-process sandbox"
-        auth = dict(conn.auth)
-        method = auth.pop("method", "api_key")
-        if method != "api_key":
-            raise JobError(f"connection.auth.method {method!r} is not supported yet; use \"api_key\".")
-        token_env = auth.get("token_env", "SALESLOFT_API_KEY")
-        token = os.environ.get(token_env)
-        if not token:
-            raise JobError(f"No Salesloft API key: set the environment variable {token_env} "
-                           "(or set [connection] sandbox = true to use the emulator).")
-        url = (conn.base_url or DEFAULT_BASE_URL).rstrip("/")
-        return url, {"Authorization": f"Bearer {token}"}, url
+        from batchrunner.auth import check_url
 
-    async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient]
-                           ) -> SalesloftSession:
+        provider = self.token_provider(job)
+        url = check_url(conn.base_url or DEFAULT_BASE_URL, "The Salesloft base_url")
+        headers = {"Authorization": f"Bearer {provider._static}"} if provider.method == "api_key" else {}
+        return url, headers, url
+
+    def token_provider(self, job: Job, **kw: Any):
+        from batchrunner.platforms.salesloft.auth import provider_for
+
+        return provider_for(job, **kw)
+
+    async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient],
+                           provider: Any = None) -> SalesloftSession:
         base_url, headers, _ = self.endpoint(job)
-        return SalesloftSession(make_client(base_url, headers))
+        if job.connection.sandbox:
+            return SalesloftSession(make_client(base_url, headers))
+        from batchrunner.auth import BearerAuth
+
+        provider = provider or self.token_provider(job)
+        try:
+            await provider.get_token()  # a refused credential stops before any row is sent
+        except BaseException:
+            await provider.aclose()
+            raise
+        client = make_client(base_url, {})
+        client.auth = BearerAuth(provider)
+        session = SalesloftSession(client)
+        session.provider = provider
+        session.target = base_url
+        return session
