@@ -144,8 +144,10 @@ def _typed_table(table: Any, cls: type, where: str) -> Any:
             int: isinstance(value, int), float: isinstance(value, float), bool: isinstance(value, bool),
             str | None: isinstance(value, str), dict[str, Any]: isinstance(value, dict),
         }.get(expected, True)
-        if not ok:
-            raise JobError(f"[{where}] {key} has the wrong type: {value!r}.")
+        if not ok:  # the value is not echoed: a token pasted where a table belongs must not reach a log
+            expected_name = {dict[str, Any]: "a table", str | None: "a string"}.get(
+                expected, getattr(expected, "__name__", str(expected)))
+            raise JobError(f"[{where}] {key} must be {expected_name}, got a {type(value).__name__}.")
         if expected in (int, float) and value < 0:
             raise JobError(f"[{where}] {key} must not be negative, got {value!r}.")
         values[key] = value

@@ -102,3 +102,13 @@ def test_job_repr_holds_no_secret(tmp_path: Path, monkeypatch) -> None:
     job = load_job(live_job(tmp_path, SF_JOB, SF_CSV, 'instance_url = "https://acme.my.salesforce.com"'))
     get_platform("salesforce").endpoint(job)
     assert ENV_TOKEN not in repr(job)
+
+
+def test_a_token_pasted_as_the_auth_table_is_not_echoed(tmp_path: Path) -> None:
+    from batchrunner.errors import JobError
+    from batchrunner.job import load_job
+
+    job = live_job(tmp_path, SF_JOB, SF_CSV, f'auth = "{ENV_TOKEN}"')
+    with pytest.raises(JobError) as info:
+        load_job(job)
+    assert "auth must be a table" in str(info.value) and ENV_TOKEN not in str(info.value)
