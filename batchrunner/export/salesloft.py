@@ -22,7 +22,7 @@ from batchrunner.clock import Clock
 from batchrunner.errors import JobError
 from batchrunner.export.common import ExportResult, Reader
 from batchrunner.job import Job
-from batchrunner.platforms.salesloft.lookups import page_cost
+from batchrunner.platforms.salesloft.lookups import collect_page, page_cost
 from batchrunner.platforms.salesloft.platform import SalesloftPlatform, rate_signal
 
 COLUMNS = ["membership_id", "person_id", "person_email", "person_crm_id", "cadence_id", "cadence_name", "user_id",
@@ -47,12 +47,9 @@ async def _list(reader: Reader, path: str, params: list[tuple[str, Any]]) -> lis
         response = await reader.get(path, params=[*params, ("per_page", PER_PAGE), ("page", page)],
                                     cost=page_cost(page))
         reader.result.pages.append((path, page))
-        body = response.json()
-        records.extend(body.get("data") or [])
-        next_page = ((body.get("metadata") or {}).get("paging") or {}).get("next_page")
-        if not next_page:
+        page = collect_page(response.json(), records)
+        if page is None:
             return records
-        page = int(next_page)
 
 
 async def _scan(reader: Reader, filters: list[tuple[str, Any]], per_page: int, max_page: int

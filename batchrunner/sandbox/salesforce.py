@@ -108,6 +108,13 @@ def _to18_or_none(value: str) -> str | None:
         return None
 
 
+def _require(data: dict[str, Any], *names: str) -> None:
+    """The platform's answer when required inputs are absent: every one of ``names`` is named when
+    any is missing (the seed's REQUIRED_FIELD_MISSING sample lists the fields in brackets)."""
+    if not all(data.get(name) for name in names):
+        raise InputError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(names)}]", list(names))
+
+
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
@@ -266,9 +273,7 @@ class SalesforceEmulator:
 
     # -- the eight actions (seed doc: one section each) -----------------------------------------
     def assign(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        if not data.get("salesCadenceNameOrId"):  # seed doc: Required
-            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [salesCadenceNameOrId]",
-                             ["salesCadenceNameOrId"])
+        _require(data, "salesCadenceNameOrId")  # seed doc: Required
         cadence = self._cadence(data["salesCadenceNameOrId"])
         if cadence.get("state", "Active") != "Active":  # API-FACTS: ActionCadence.State; sandbox choice: Active only
             raise InputError("INVALID_INPUT", f"The sales cadence {cadence['name']} isn't active.",
@@ -313,9 +318,7 @@ class SalesforceEmulator:
                              ["targetId", "actionCadenceTrackerId"])
         if len(given) == 2:  # API-FACTS: exactly one of targetId / actionCadenceTrackerId
             raise InputError("INVALID_INPUT", "Specify either targetId or actionCadenceTrackerId, not both.", given)
-        if not data.get("completionReasonCode"):  # seed doc: Required
-            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [completionReasonCode]",
-                             ["completionReasonCode"])
+        _require(data, "completionReasonCode")  # seed doc: Required
         if data["completionReasonCode"] != "ManuallyRemoved":  # seed doc: the only valid value
             raise InputError("INVALID_INPUT", f"bad value for completionReasonCode: {data['completionReasonCode']}",
                              ["completionReasonCode"])
@@ -362,9 +365,7 @@ class SalesforceEmulator:
         tracker["owner_id"] = self._user(data["userId"]) if data.get("userId") else self.running_user
 
     def modify_tracker(self, data: dict[str, Any]) -> None:
-        if not data.get("actionCadenceTrackerId"):  # seed doc: Required
-            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [actionCadenceTrackerId]",
-                             ["actionCadenceTrackerId"])
+        _require(data, "actionCadenceTrackerId")  # seed doc: Required
         tracker = self.trackers.get(_id(data["actionCadenceTrackerId"]) or "")
         if tracker is None:
             raise InputError("INVALID_CROSS_REFERENCE_KEY", f"Cadence tracker not found: "
@@ -378,9 +379,7 @@ class SalesforceEmulator:
         tracker.update(extra)
 
     def send_event(self, data: dict[str, Any]) -> None:
-        if not data.get("recordId") or not data.get("eventType"):  # seed doc: both Required
-            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [recordId, eventType]",
-                             ["recordId", "eventType"])
+        _require(data, "recordId", "eventType")  # seed doc: both Required
         event = EVENT_TYPES.get(data["eventType"])
         if event is None:
             raise InputError("INVALID_INPUT", f"bad value for eventType: {data['eventType']}", ["eventType"])
@@ -402,9 +401,7 @@ class SalesforceEmulator:
             tracker.update(state="Complete", completion_reason="CompletedAllSteps")
 
     def select_template(self, data: dict[str, Any]) -> dict[str, Any]:
-        if not data.get("stepTrackerId"):  # seed doc: Required
-            raise InputError("REQUIRED_FIELD_MISSING", "Required fields are missing: [stepTrackerId]",
-                             ["stepTrackerId"])
+        _require(data, "stepTrackerId")  # seed doc: Required
         step = self.step_trackers.get(_id(data["stepTrackerId"]) or "")
         if step is None:
             raise InputError("INVALID_CROSS_REFERENCE_KEY", f"Cadence step tracker not found: "

@@ -37,12 +37,17 @@ async def get_all(io: SessionIO, path: str, params: list[tuple[str, Any]]) -> li
             raise StopRun("AUTH_LOST", f"Salesloft refused the API key during a look-up of {path}")
         if response.status_code != 200:
             raise LookupFailed(f"look-up {path} answered HTTP {response.status_code}: {response.text[:200]}")
-        body = response.json()
-        records.extend(body.get("data") or [])
-        next_page = ((body.get("metadata") or {}).get("paging") or {}).get("next_page")
-        if not next_page:
+        page = collect_page(response.json(), records)
+        if page is None:
             return records
-        page = int(next_page)
+
+
+def collect_page(body: dict[str, Any], records: list[dict[str, Any]]) -> int | None:
+    """Add a list page's records to ``records``; the next page to read, or None at the end
+    (API-FACTS: ``metadata.paging.next_page`` is null on the last page)."""
+    records.extend(body.get("data") or [])
+    next_page = ((body.get("metadata") or {}).get("paging") or {}).get("next_page")
+    return int(next_page) if next_page else None
 
 
 def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
