@@ -332,31 +332,13 @@ def _operations(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import anyio
 
-    from batchrunner.export import export_job, write_csv
+    from batchrunner.export import WHAT, export_job, run_export, write_csv
     from batchrunner.job import load_job
 
-    platform = "salesloft" if args.what == "salesloft-memberships" else "salesforce"
-    job = export_job(platform, sandbox=args.sandbox, base_url=args.url, job=load_job(args.job) if args.job else None)
-    try:
-        from batchrunner.platforms import get_platform
-
-        get_platform(platform).endpoint(job)  # credentials, before anything is read
-    except JobError as exc:
-        raise JobError(f"{exc} For an export: --sandbox reads the emulator, --job JOB.toml uses a job's "
-                       "[connection].") from None
-    if platform == "salesloft":
-        from batchrunner.export.salesloft import COLUMNS, export_memberships
-
-        result = anyio.run(lambda: export_memberships(job, cadences=args.cadence,
-                                                      on_cadence_only=args.on_cadence_only))
-    else:
-        from batchrunner.export.salesforce import COLUMNS, export_trackers
-
-        if args.on_cadence_only:
-            print("note: salesforce-trackers exports active trackers only; --on-cadence-only changes nothing",
-                  file=sys.stderr)
-        result = anyio.run(lambda: export_trackers(job, cadences=args.cadence))
-    write_csv(args.output, result.rows, COLUMNS, out=sys.stdout)
+    job = export_job(WHAT[args.what], sandbox=args.sandbox, base_url=args.url,
+                     job=load_job(args.job) if args.job else None)
+    result, columns = anyio.run(lambda: run_export(args.what, job, args.cadence, args.on_cadence_only))
+    write_csv(args.output, result.rows, columns, out=sys.stdout)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     where = args.output or "standard output"
