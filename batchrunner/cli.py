@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 import polars as pl
 
 from batchrunner import __version__
-from batchrunner.errors import JobError
+from batchrunner.errors import JobError, NothingToRetry, RunAborted, root_cause
 
 EPILOG = """exit codes: 0 every row succeeded or was skipped; 1 some row failed or was invalid;
-2 the job could not start (job file, input file, credentials); 3 the run stopped early and can be
-resumed with `batchrunner resume RUN_DIR`."""
+2 the job could not start, nothing was sent (job file, input file, credentials); 3 the run stopped
+early and can be resumed with `batchrunner resume RUN_DIR`; 4 the run could not go on after it had
+started sending (disk full, journal lost, unexpected error): resumable when its journal is intact.
+Set BATCHRUNNER_DEBUG=1 (or --debug) to see a Python traceback instead of a one-line error."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"batchrunner {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show a Python traceback when something unexpected "
+                        "fails (default: a one-line message)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a job: validate, send, and write results.csv / errors.csv / summary.json",
@@ -45,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                          "operation, invalid rows by problem, requests needed and an estimated duration. Sends "
                          "nothing. Exit 0 when every row is valid, 1 when some are invalid, 2 when the job "
                          "cannot start.")
-    val.add_argument("job", type=Path)
+    val.add_argument("job", type=Path, help="the job file (TOML)")
     val.add_argument("--input", type=Path, help="check this CSV instead of the job's input")
 
     res = sub.add_parser("resume", help="finish a run that stopped (crash, Ctrl-C, budget stop)",
@@ -56,15 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("run_dir", type=Path, help="the run directory (it holds journal.sqlite)")
     res.add_argument("--allow-changed-input", action="store_true",
                      help="resume even though the input file's sha256 changed since the run started")
-    res.add_argument("--no-progress", action="store_true")
+    res.add_argument("--no-progress", action="store_true", help="no progress bar")
     _cron_options(res)
 
     rty = sub.add_parser("retry", help="a new run of the same job over an earlier run's failed and not_attempted rows",
                          description="Start a new run of the run's job over the rows that failed or were not "
-                         "attempted. Their input lines are copied to RUN_DIR/retry-input.csv.", epilog=EPILOG)
-    rty.add_argument("run_dir", type=Path)
-    rty.add_argument("--output-dir", type=Path)
-    rty.add_argument("--no-progress", action="store_true")
+                         "attempted, exactly as that run read them (not the input file as it is now). They are "
+                         "written to RUN_DIR/retry-input.csv in the job's delimiter and encoding. The earlier run "
+                         "is then handed over: it can no longer be resumed or retried (that would send its rows "
+                         "twice); the new run can. A run with rows in flight must be resumed first.",
+                         epilog=EPILOG)
+    rty.add_argument("run_dir", type=Path, help="the earlier run's directory")
+    rty.add_argument("--output-dir", type=Path, help="put the new run directory here instead of the job's output_dir")
+    rty.add_argument("--include-unknown", action="store_true",
+                     help="also send rows whose outcome is unknown (UNKNOWN_OUTCOME: sent, answer lost, maybe "
+                     "applied); by default they are left out, since sending them again may apply them twice")
+    rty.add_argument("--no-progress", action="store_true", help="no progress bar")
     _cron_options(rty)
 
     chk = sub.add_parser("check", help="authenticate and check the org/team is ready for the job; changes nothing",
@@ -107,8 +119,8 @@ def _parser() -> argparse.ArgumentParser:
                          "OAuth token endpoints (Salesforce /services/oauth2/token, Salesloft /oauth/token) for one "
                          "client, id 'sandbox-client-id', secret 'sandbox-client-secret', refresh token "
                          "'sandbox-refresh-token' (see the README's sandbox section).")
-    sbx.add_argument("--host", default="127.0.0.1")
-    sbx.add_argument("--port", type=int, default=8765)
+    sbx.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sbx.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     sbx.add_argument("--job", type=Path, help="take budgets and fault injection from this job's [sandbox] table")
     sbx.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="one [sandbox] setting, e.g. --set error_rate=0.05 --set budget_per_minute=600 "
@@ -139,33 +151,49 @@ def main(argv: list[str] | None = None) -> int:
 
     # log lines to stderr: warnings for people at a terminal; everything (INFO) with --json, for cron
     runlog.to_stderr(logging.INFO if getattr(args, "json", False) else logging.WARNING)
+    json_mode = getattr(args, "json", False)
+    debug = args.debug or os.environ.get("BATCHRUNNER_DEBUG") not in (None, "", "0")
+
+    def fail(message: str, code: int, **extra: object) -> int:
+        print(f"error: {redact(message)}", file=sys.stderr, flush=True)
+        if json_mode:
+            print(json.dumps({"error": redact(message), "exit_code": code, **extra}), flush=True)
+        return code
+
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "resume":
-            return _resume(args)
-        if args.command == "retry":
-            return _retry(args)
-        if args.command == "validate":
-            return _validate(args)
-        if args.command == "operations":
-            return _operations(args)
-        if args.command == "sandbox":
-            return _sandbox(args)
-        if args.command == "export":
-            return _export(args)
-        if args.command == "check":
-            return _check(args)
-    except JobError as exc:
-        print(f"error: {redact(exc)}", file=sys.stderr)
-        if getattr(args, "json", False):
-            print(json.dumps({"error": redact(exc), "exit_code": exc.exit_code}))
+        return _dispatch(parser, args)
+    except NothingToRetry as exc:
+        print(redact(exc), file=_out(args), flush=True)
+        if json_mode:
+            print(json.dumps({"nothing_to_retry": True, "message": redact(exc), "exit_code": exc.exit_code}))
         return exc.exit_code
+    except JobError as exc:
+        return fail(str(exc), exc.exit_code)
+    except RunAborted as exc:
+        extra = {"run_dir": str(exc.run_dir)} if exc.run_dir is not None else {}
+        return fail(str(exc), exc.exit_code, **extra)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 3
-    parser.print_help()
-    return 2
+        return fail("interrupted", 3)
+    except BrokenPipeError:  # `batchrunner operations | head -1`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as exc:  # the crash barrier: an environment error is a message, not a traceback
+        if debug:
+            raise
+        cause = root_cause(exc)
+        if isinstance(cause, (JobError, RunAborted)):  # raised inside a task group
+            return fail(str(cause), cause.exit_code)
+        return fail(f"{type(cause).__name__}: {cause} (BATCHRUNNER_DEBUG=1 shows the traceback)", 2)
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    commands = {"run": _run, "resume": _resume, "retry": _retry, "validate": _validate, "operations": _operations,
+                "sandbox": _sandbox, "export": _export, "check": _check}
+    if args.command not in commands:
+        parser.print_help()
+        return 2
+    return commands[args.command](args)
 
 
 def _banner(prepared) -> str:
@@ -241,12 +269,16 @@ def _retry(args: argparse.Namespace) -> int:
     from batchrunner.job import load_job
     from batchrunner.runner import prepare, retry_rows, run_prepared
 
-    job_path, input_path = retry_rows(args.run_dir)
-    prepared = prepare(load_job(job_path), input_path)
+    selection = retry_rows(args.run_dir, include_unknown=args.include_unknown)
+    prepared = prepare(load_job(selection.job_path), selection.input_path)
     print(_banner(prepared), file=_out(args), flush=True)
+    print(f"retrying {len(selection.rows)} rows of {args.run_dir}", file=_out(args))
+    if selection.unknown:
+        print(f"note: {selection.unknown} rows with an unknown outcome (UNKNOWN_OUTCOME) are left out; check them "
+              "on the platform, or add --include-unknown to send them again", file=_out(args))
     result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir,
                                             progress=False if args.no_progress else None, handle_signals=True,
-                                            fail_on=args.fail_on))
+                                            fail_on=args.fail_on, retry_of=args.run_dir))
     return _finish(result, args)
 
 

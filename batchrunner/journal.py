@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -58,13 +59,44 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class JournalLost(Exception):
+    """The journal can no longer record outcomes (its file was deleted or replaced, the disk is
+    full, SQLite failed): the run must stop before another request goes out, or it would send
+    rows whose outcomes nobody can ever read."""
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        if not path.exists():  # 0600 whatever the umask: it holds platform answers about people
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._inode = os.stat(path).st_ino
+
+    def check(self) -> None:
+        """Raise `JournalLost` when the file this journal writes is no longer the run's journal.
+        SQLite goes on writing to a deleted file without a word (the open inode lives on), so a
+        run whose directory was removed would send every row into a journal no one can read."""
+        try:
+            same = os.stat(self.path).st_ino == self._inode
+        except OSError:
+            same = False
+        if not same:
+            raise JournalLost(f"the run's journal {self.path} was deleted or replaced while the run was going on")
+
+    def rescue(self, path: Path) -> None:
+        """Copy the journal as it is (every committed event) to ``path``: after `JournalLost`, the
+        outcomes known so far survive in a new file that `resume` can read."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target = sqlite3.connect(path)
+        try:
+            self.db.backup(target)
+        finally:
+            target.close()
+        path.chmod(0o600)
 
     def close(self) -> None:
         self.db.close()
@@ -86,6 +118,13 @@ class Journal:
         self.set_meta(rows=int(count))
 
     def _event(self, kind: str, data: Any) -> None:
+        self.check()
+        try:
+            self._insert(kind, data)
+        except sqlite3.Error as exc:
+            raise JournalLost(f"the run's journal {self.path} cannot be written: {exc}") from exc
+
+    def _insert(self, kind: str, data: Any) -> None:
         self.db.execute("INSERT INTO events(kind, data) VALUES (?, ?)", (kind, jsonio.dumps_text(data)))
 
     def start(self, indices: Sequence[int]) -> None:

@@ -19,6 +19,8 @@ from batchrunner import failpoints
 from batchrunner.journal import DONE
 from batchrunner.outcome import RERUNNABLE, Status
 
+DRY_RUN = "DRY_RUN"  # the code of a dry run's valid rows (and its stop): nothing was sent
+
 RESULT_COLUMNS = ("_row", "_operation", "_status", "_error_code", "_error_message", "_attempts", "_result",
                   "_finished_at")
 
@@ -26,7 +28,9 @@ RESULT_COLUMNS = ("_row", "_operation", "_status", "_error_code", "_error_messag
 def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic)."""
     tmp = path.with_name(f".{path.name}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600: reports hold people's data
     write(tmp)
+    os.chmod(tmp, 0o600)
     failpoints.hit("report.writing")
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
@@ -36,11 +40,14 @@ def atomic_write(path: Path, write: Any) -> None:
 def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,
                   stop: tuple[str, str] | None, run_dir: Path | None = None) -> pl.DataFrame:
     """The input's columns followed by the `_` columns; ``rows`` is `Journal.frame()`."""
-    if stop is not None:
+    dry = stop is not None and stop[0] == DRY_RUN
+    if dry:
+        why = "dry run: this row is valid and would be sent; nothing was sent"
+    elif stop is not None:
         why = f"the run stopped before this row ({stop[0]}: {stop[1]})"
     else:
         why = "the run stopped before this row"
-    if run_dir is not None:
+    if run_dir is not None and not dry:
         why += f"; continue with: batchrunner resume {run_dir}"
     assert rows.height == frame.height == operations.len(), "the journal must hold every input row"
     not_done = pl.col("state") != DONE
@@ -48,7 +55,8 @@ def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series
         (pl.col("idx") + 1).alias("_row"),
         operations.alias("_operation"),
         pl.when(not_done).then(pl.lit(Status.NOT_ATTEMPTED.value)).otherwise(pl.col("status")).alias("_status"),
-        pl.when(not_done).then(pl.lit("NOT_ATTEMPTED")).otherwise(pl.col("code")).alias("_error_code"),
+        pl.when(not_done).then(pl.lit(DRY_RUN if dry else "NOT_ATTEMPTED")).otherwise(pl.col("code"))
+        .alias("_error_code"),
         pl.when(not_done).then(pl.lit(why)).otherwise(pl.col("message")).alias("_error_message"),
         pl.col("attempts").alias("_attempts"),
         pl.col("result").alias("_result"),
@@ -58,12 +66,14 @@ def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series
 
 
 def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,
-                  summary: dict[str, Any], stop: tuple[str, str] | None = None) -> dict[str, Any]:
+                  summary: dict[str, Any], stop: tuple[str, str] | None = None, *,
+                  resumable: bool = True) -> dict[str, Any]:
     """Write the three reports; return the summary with counts filled in. ``rows`` is
-    `Journal.frame()`, ``operations`` each row's operation (as validated)."""
-    results = results_frame(frame, rows, operations, stop, run_dir if stop else None)
+    `Journal.frame()`, ``operations`` each row's operation (as validated). A dry run's valid rows
+    are not in errors.csv: nothing is wrong with them."""
+    results = results_frame(frame, rows, operations, stop, run_dir if stop and resumable else None)
     atomic_write(run_dir / "results.csv", lambda p: results.write_csv(p))
-    errors = results.filter(pl.col("_status").is_in([s.value for s in RERUNNABLE]))
+    errors = results.filter(pl.col("_status").is_in([s.value for s in RERUNNABLE]) & (pl.col("_error_code") != DRY_RUN))
     atomic_write(run_dir / "errors.csv", lambda p: errors.write_csv(p))
     counts = {s.value: 0 for s in Status}
     for status, n in results.group_by("_status").len().iter_rows():
@@ -80,7 +90,8 @@ def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operat
 
 
 def exit_code_for(counts: dict[str, int], stopped: bool) -> int:
-    """0 all succeeded/skipped; 1 some failed or invalid; 3 stopped early and resumable."""
+    """0 all succeeded/skipped; 1 some failed or invalid; 3 stopped early and resumable. (4, a run
+    that could not go on after sending, is decided where that is known: `runner`.)"""
     if stopped or counts.get(Status.NOT_ATTEMPTED.value, 0):
         return 3
     if counts.get(Status.FAILED.value, 0) or counts.get(Status.INVALID.value, 0):

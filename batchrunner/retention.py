@@ -2,7 +2,7 @@
 
 Only directories that are certainly runs of this job are touched: named ``<job name>-<UTC
 stamp>[-n]`` (what ``runner.new_run_dir`` creates) and holding a ``journal.sqlite``. Runs that
-stopped early (exit 3, resumable) are kept whatever their age, so nothing resumable is lost.
+stopped early (exit 3 or 4, resumable) are kept whatever their age, so nothing resumable is lost.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _resumable(run_dir: Path) -> bool:
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return True  # no finished report: it may be running or may need `resume`
-    return summary.get("exit_code") == 3
+    return summary.get("exit_code") in (3, 4) and not summary.get("dry_run")
 
 
 def prune(output_dir: Path, job_name: str, keep: int, *, current: Path | None = None) -> list[Path]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +34,19 @@ def logger() -> logging.Logger:
     return log
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each line (not the one at set-up), so a
+    caller that swaps stderr (a test, an orchestrator capturing output) never gets a closed file."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
 def to_stderr(level: int = logging.WARNING) -> logging.Handler:
     """Log lines at ``level`` and above to stderr (the CLI calls this once)."""
     log = logger()
@@ -40,7 +54,7 @@ def to_stderr(level: int = logging.WARNING) -> logging.Handler:
         if getattr(handler, "_batchrunner_stderr", False):
             handler.setLevel(level)
             return handler
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler._batchrunner_stderr = True  # type: ignore[attr-defined]
     handler.setLevel(level)
     handler.setFormatter(UTCFormatter(FORMAT))
@@ -53,7 +67,9 @@ def to_stderr(level: int = logging.WARNING) -> logging.Handler:
 def run_log(run_dir: Path) -> Iterator[logging.Logger]:
     """Append INFO and above to ``run_dir/run.log`` while the block runs."""
     log = logger()
-    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    path = run_dir / "run.log"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # 0600 whatever the umask
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(UTCFormatter(FORMAT))
     handler.addFilter(RedactingFilter())

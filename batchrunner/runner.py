@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -22,14 +23,14 @@ import anyio
 import httpx
 import polars as pl
 
-from batchrunner import __version__, failpoints, runlog, secrets
+from batchrunner import __version__, failpoints, runlog, secrets, snapshot
 from batchrunner.auth import AuthError
 from batchrunner.clock import Clock
 from batchrunner.execute import ExecStats, Executor, RetryPolicy
-from batchrunner.errors import JobError
+from batchrunner.errors import JobError, NothingToRetry, RunAborted, root_cause
 from batchrunner.job import Job, load_job
-from batchrunner.lock import RunLock
-from batchrunner.journal import DONE, IN_FLIGHT, PENDING, Journal, utc_now
+from batchrunner.lock import RunLock, job_lock
+from batchrunner.journal import DONE, IN_FLIGHT, PENDING, Journal, JournalLost, utc_now
 from batchrunner.mappings import apply_mappings, overlay
 from batchrunner.outcome import Status
 from batchrunner.plan import Plan, plan
@@ -37,7 +38,7 @@ from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
 from batchrunner.report import exit_code_for, write_reports
 from batchrunner.rows import FrameRows
-from batchrunner.source import LoadedInput, file_sha256, load_input, read_csv
+from batchrunner.source import LoadedInput, file_sha256, load_input
 from batchrunner.validate import CODE, IDX, MESSAGE, OP, check_job, validate
 
 SANDBOX_BASE = "http://sandbox.local"
@@ -74,12 +75,7 @@ class Prepared:
 def prepare(job: Job, input_path: Path | None = None) -> Prepared:
     """Check the job, read and validate the input, plan the requests. Sends nothing.
     Raises ``JobError`` (exit 2) for anything that stops the job."""
-    platform = get_platform(job.platform)
-    catalog = platform.catalog_for(job)
-    version = platform.api_version(job)
-    api_version = float(version) if version else None
-    check_job(job, catalog, api_version)
-    _, _, target = platform.endpoint(job)  # credentials are checked before anything is read
+    platform, catalog, api_version, target = _checked_platform(job)
     loaded = load_input(job, input_path)
     loaded, problems = apply_mappings(job, loaded)  # [mappings]: lookup joins (mappings.py)
     validated = overlay(validate(loaded, catalog, api_version), problems)
@@ -93,13 +89,35 @@ def prepare(job: Job, input_path: Path | None = None) -> Prepared:
     return Prepared(job, platform, loaded, validated, plan(validated, catalog, sizes), target)
 
 
+def _checked_platform(job: Job) -> tuple[Any, Any, float | None, str]:
+    """The job's platform, catalog and API version, checked; and the target it names. Credentials
+    are checked here, before any file is read."""
+    platform = get_platform(job.platform)
+    catalog = platform.catalog_for(job)
+    version = platform.api_version(job)
+    api_version = float(version) if version else None
+    check_job(job, catalog, api_version)
+    _, _, target = platform.endpoint(job)
+    return platform, catalog, api_version, target
+
+
+def prepare_from_snapshot(job: Job, run_dir: Path, meta: dict[str, Any]) -> Prepared:
+    """The rows of an earlier run exactly as it read and validated them (`snapshot`), with an empty
+    plan: `resume` plans only the rows still to send."""
+    platform, _, _, target = _checked_platform(job)
+    frame, validated = snapshot.load(run_dir)
+    loaded = LoadedInput(path=Path(meta["input_path"]), sha256=meta["input_sha256"], frame=frame, fields=validated)
+    return Prepared(job, platform, loaded, validated, Plan(), target)
+
+
 def new_run_dir(output_dir: Path, name: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output_dir.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         candidate = output_dir / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
         try:
-            candidate.mkdir()
+            candidate.mkdir(mode=0o700)
+            candidate.chmod(0o700)  # whatever the umask: reports hold every input column (emails, names)
             return candidate
         except FileExistsError:
             continue
@@ -129,10 +147,6 @@ def _client_factory(job: Job, app: Any | None):
     return make
 
 
-def lock_for(output_dir: Path, job_name: str) -> RunLock:
-    return RunLock(output_dir / f".{job_name}.lock")
-
-
 async def run_prepared(
     prepared: Prepared,
     *,
@@ -144,27 +158,41 @@ async def run_prepared(
     progress: bool | None = None,
     handle_signals: bool = False,
     fail_on: str = "invalid",
+    retry_of: Path | None = None,
 ) -> RunResult:
-    """Start a new run of a prepared job: a run directory, a journal holding every row, then send."""
+    """Start a new run of a prepared job: a run directory, a journal holding every row, then send.
+    ``retry_of``: the run whose unfinished rows this run takes over (`retry`); it is marked as
+    handed over, under the job's lock, so it can be neither resumed nor retried again."""
     job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
     out = Path(output_dir) if output_dir else job.output_dir
-    lock = lock_for(out, job.name)
+    lock = job_lock(job.path)
     run_dir = new_run_dir(out, job.name)
     try:
         lock.acquire(run_dir)
     except BaseException:
         run_dir.rmdir()
         raise
-    journal = Journal(run_dir / "journal.sqlite")
+    try:
+        if retry_of is not None:
+            _hand_over(Path(retry_of), run_dir)
+        journal = Journal(run_dir / "journal.sqlite")
+    except BaseException:
+        lock.release()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     log_scope = runlog.run_log(run_dir)
     log = log_scope.__enter__()
-    log.info("run %s started: %s %s (%s), input %s", run_dir.name, "SANDBOX" if job.is_sandbox else "LIVE",
-             job.platform, prepared.target, loaded.path)
+    log.info("run %s started%s: %s %s (%s), input %s", run_dir.name, " (dry run: nothing is sent)" if dry_run else "",
+             "SANDBOX" if job.is_sandbox else "LIVE", job.platform, prepared.target, loaded.path)
     try:
         journal.set_meta(job_path=str(job.path), job_name=job.name, platform=job.platform,
                          input_path=str(loaded.path), input_sha256=loaded.sha256, created_at=utc_now(),
-                         sandbox=job.is_sandbox, version=__version__, output_dir=str(out))
+                         sandbox=job.is_sandbox, version=__version__, output_dir=str(out), dry_run=dry_run,
+                         kind="dry run" if dry_run else "retry" if retry_of is not None else "run",
+                         retry_of=str(retry_of) if retry_of is not None else None)
         journal.add_rows(validated.height)
+        if not dry_run:  # what resume and retry use, whatever becomes of the input file
+            snapshot.save(run_dir, loaded.frame, validated)
         if job.mode == "sync":  # under the lock: fold earlier runs, diff, journal the unchanged rows (sync.py)
             from batchrunner import sync
 
@@ -181,10 +209,62 @@ async def run_prepared(
             result = await sync.finish(prepared, result, run_dir, dry_run=dry_run, sandbox_app=sandbox_app,
                                        clock=clock, rng=rng, progress=progress)
         return result
+    except (JobError, RunAborted):
+        raise
+    except Exception as exc:  # the crash barrier: say what happened, keep what is known
+        raise _aborted(exc, prepared, run_dir, journal) from exc
     finally:
         log_scope.__exit__(None, None, None)
         journal.close()
         lock.release()
+
+
+def _aborted(exc: Exception, prepared: Prepared, run_dir: Path, journal: Journal) -> RunAborted:
+    """A run that failed for a reason no stage handles (disk full, a read-only directory, a bug):
+    write the reports from whatever the journal holds, if that still works, and say how to go on."""
+    try:
+        sent = journal.db.execute("SELECT 1 FROM events WHERE kind = 'start' LIMIT 1").fetchone() is not None
+    except Exception:  # noqa: BLE001 - the journal itself is what failed
+        sent = True
+    cause = root_cause(exc)
+    what = f"{type(cause).__name__}: {secrets.redact(cause)}"
+    logging.getLogger("batchrunner.run").error("run could not go on: %s", what)
+    try:
+        write_reports(run_dir, prepared.loaded.frame, journal.frame(), prepared.validated[OP],
+                      {"job": prepared.job.name, "exit_code": 4 if sent else 2,
+                       "stopped": {"code": "RUN_FAILED", "message": what}}, ("RUN_FAILED", what), resumable=sent)
+        reports = "the reports show what is known"
+    except Exception as again:  # noqa: BLE001
+        reports = f"the reports could not be written either ({type(again).__name__}: {secrets.redact(again)})"
+    if sent:
+        return RunAborted(f"the run could not go on after it had started sending: {what}; {reports}; rows whose "
+                          f"outcome is not recorded are checked with the platform by: batchrunner resume {run_dir}",
+                          run_dir=run_dir, sent=True)
+    return RunAborted(f"the run could not start: {what}; nothing was sent", run_dir=run_dir, sent=False,
+                      resumable=False)
+
+
+def _hand_over(old_run: Path, new_run: Path) -> None:
+    """Mark ``old_run`` as handed to the retry run ``new_run`` (under the job lock)."""
+    journal = open_run_journal(old_run)
+    try:
+        refuse_if_handed_over(journal.meta(), old_run)
+        journal.set_meta(retried_by=str(new_run))
+    finally:
+        journal.close()
+
+
+def refuse_if_handed_over(meta: dict[str, Any], run_dir: Path) -> None:
+    """A run whose unfinished rows went to a `retry` run belongs to that run now: resuming or
+    retrying it again would send those rows twice."""
+    if meta.get("retried_by"):
+        raise JobError(f"{run_dir} was handed to `batchrunner retry`, which started {meta['retried_by']}; its "
+                       f"unfinished rows belong to that run now (sending them from here would send them twice). "
+                       f"Continue with: batchrunner resume {meta['retried_by']}  (if it stopped) or "
+                       f"batchrunner retry {meta['retried_by']}  (for what failed there).")
+    if meta.get("dry_run"):
+        raise JobError(f"{run_dir} is a dry run: nothing was sent, so there is nothing to resume or retry. Send "
+                       f"the job with: batchrunner run {meta.get('job_path')}")
 
 
 async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, journal: Journal, *,
@@ -218,15 +298,20 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
         "started_at": started_at, "finished_at": utc_now(),
         "duration_seconds": round(time.monotonic() - started, 3), "batchrunner_version": __version__,
     }
+    lost = stats.stopped is not None and stats.stopped[0] == JOURNAL_FAILED
+    if lost:
+        _recover_run_dir(prepared, run_dir, journal)
     rows = journal.frame()
     counts = journal.counts(rows)
     if dry_run:
         code = 1 if counts.get("invalid") else 0
     else:
-        code = exit_code_for(counts, stats.stopped is not None)
+        code = 4 if lost else exit_code_for(counts, stats.stopped is not None)
     code = fail_on_code(code, counts, fail_on)
     summary["exit_code"] = code
-    summary = write_reports(run_dir, loaded.frame, rows, prepared.validated[OP], summary, stats.stopped)
+    summary["dry_run"] = dry_run
+    summary = write_reports(run_dir, loaded.frame, rows, prepared.validated[OP], summary, stats.stopped,
+                            resumable=not dry_run)
     logging.getLogger("batchrunner.run").info(
         "run finished: %s; exit %s", ", ".join(f"{n} {k}" for k, n in summary.get("counts", {}).items() if n)
         or "no rows", code)
@@ -252,11 +337,15 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
             policy=RetryPolicy(job.limits.max_attempts, job.limits.backoff_base, job.limits.backoff_max),
             clock=clock, rng=rng, progress=progress,
         )
-        async with anyio.create_task_group() as tg:
-            if handle_signals:
-                tg.start_soon(_watch_signals, executor, tg.cancel_scope)
-            await executor.run(the_plan.waves, the_plan.rows_to_send)
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                if handle_signals:
+                    tg.start_soon(_watch_signals, executor, tg.cancel_scope)
+                await executor.run(the_plan.waves, the_plan.rows_to_send)
+                tg.cancel_scope.cancel()
+        except* JournalLost as group:  # fail-stop: no request goes out once outcomes cannot be recorded
+            first = root_cause(group)
+            executor.stats.stopped = (JOURNAL_FAILED, f"{first}; the run stopped at once (nothing more was sent)")
         stats = executor.stats  # also when a stop's grace period cancelled requests in flight
         stats.rate_wait = limiter.waited
         if limiter.api_limit is not None:
@@ -264,6 +353,22 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
         return stats
     finally:
         await session.aclose()
+
+
+JOURNAL_FAILED = "JOURNAL_FAILED"  # the journal could not record an outcome: the run stopped at once (exit 4)
+
+
+def _recover_run_dir(prepared: Prepared, run_dir: Path, journal: Journal) -> None:
+    """After `JournalLost`: if the run directory was removed, make it again and put in it what the
+    still-open journal knows and the snapshot, so the reports can be written and `resume` works."""
+    if (run_dir / "journal.sqlite").exists():
+        return
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    journal.rescue(run_dir / "journal.sqlite")
+    snapshot.save(run_dir, prepared.loaded.frame, prepared.validated)
+    logging.getLogger("batchrunner.run").error(
+        "the run directory %s disappeared while the run was going on; it was made again with every outcome "
+        "recorded so far", run_dir)
 
 
 GRACE_SECONDS = 30.0  # how long a stop waits for requests already in flight
@@ -304,24 +409,31 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
                        clock: Clock | None = None, progress: bool | None = None,
                        handle_signals: bool = False, fail_on: str = "invalid") -> RunResult:
     """Finish a run that stopped. Rows with an outcome are never sent again; rows that were in
-    flight are checked by the platform session before anything is re-sent."""
+    flight are checked by the platform session before anything is re-sent. The rows are the ones
+    the run read (its snapshot), whatever has become of the input file since."""
     run_dir = Path(run_dir)
     journal = open_run_journal(run_dir)
     try:
         meta = journal.meta()
+        refuse_if_handed_over(meta, run_dir)
         job = load_job(meta["job_path"])
-        input_path = Path(meta["input_path"])
-        if not input_path.is_file():
-            raise JobError(f"The run's input file is gone: {input_path}")
-        if file_sha256(input_path) != meta["input_sha256"] and not allow_changed_input:
-            raise JobError(f"The input file {input_path} changed since this run started (sha256 differs); the "
-                           "journal's row numbers may no longer match. Use --allow-changed-input to go on anyway.")
-        lock = lock_for(Path(meta.get("output_dir") or run_dir.parent), job.name)
+        lock = job_lock(job.path)
         lock.acquire(run_dir)
         try:
-            prepared = prepare(job, input_path)
+            meta = journal.meta()  # again, under the lock: a retry may have taken the run meanwhile
+            refuse_if_handed_over(meta, run_dir)
+            notes: list[str] = []
+            if snapshot.exists(run_dir):
+                prepared = prepare_from_snapshot(job, run_dir, meta)
+                input_path = Path(meta["input_path"])
+                if not input_path.is_file() or file_sha256(input_path) != meta["input_sha256"]:
+                    notes.append(f"the input file {input_path} changed or is gone since this run started; the run "
+                                 "goes on with the rows it read then (kept in its run directory)")
+            else:
+                prepared = _prepare_legacy(job, meta, allow_changed_input)
             if prepared.validated.height != journal.row_count():
                 raise JobError("The input no longer has the journal's rows; it cannot be resumed.")
+            prepared.loaded.notes.extend(notes)
             rows = journal.frame()
             pending = set(rows.filter(pl.col("state") == PENDING)["idx"].to_list())
             in_flight = rows.filter(pl.col("state") == IN_FLIGHT)
@@ -336,39 +448,124 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
                     mine = frozenset(unit.rows) & unsure
                     if mine:
                         wave[i] = unit.part(unit.rows, unsure=mine, attempts=max(attempts[r] for r in mine))
+            prepared.plan = the_plan
             with runlog.run_log(run_dir) as log:
-                log.info("resuming %s: %s %s (%s)", run_dir.name, "SANDBOX" if job.is_sandbox else "LIVE",
-                         job.platform, prepared.target)
-                return await _send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
-                                              clock=clock, progress=progress, handle_signals=handle_signals,
-                                              resumed=True, fail_on=fail_on)
+                log.info("resuming %s: %s %s (%s); %d rows to send, %d in flight when it stopped", run_dir.name,
+                         "SANDBOX" if job.is_sandbox else "LIVE", job.platform, prepared.target,
+                         len(pending), len(unsure))
+                for note in notes:
+                    log.warning("%s", note)
+                try:
+                    return await _send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
+                                                  clock=clock, progress=progress, handle_signals=handle_signals,
+                                                  resumed=True, fail_on=fail_on)
+                except (JobError, RunAborted):
+                    raise
+                except Exception as exc:  # the crash barrier, as for a new run
+                    raise _aborted(exc, prepared, run_dir, journal) from exc
         finally:
             lock.release()
     finally:
         journal.close()
 
 
-def retry_rows(run_dir: Path) -> tuple[Path, Path]:
-    """Write the earlier run's failed and not_attempted rows as a new input file; return
-    (job path, input path) for a new run over them."""
+def _prepare_legacy(job: Job, meta: dict[str, Any], allow_changed_input: bool) -> Prepared:
+    """A run made before runs kept their rows: re-read the input, which must be unchanged."""
+    input_path = Path(meta["input_path"])
+    if not input_path.is_file():
+        raise JobError(f"The run's input file is gone: {input_path}")
+    if file_sha256(input_path) != meta["input_sha256"]:
+        if not allow_changed_input:
+            raise JobError(f"The input file {input_path} changed since this run started (sha256 differs); the "
+                           "journal's row numbers may no longer match. Use --allow-changed-input to go on anyway.")
+    return prepare(job, input_path)
+
+
+@dataclass
+class RetrySelection:
+    """What `retry` takes from an earlier run, and what it leaves (and why)."""
+
+    job_path: Path
+    input_path: Path  # the rows to send, written in the job's own CSV dialect
+    rows: list[int]  # 0-based rows of the earlier run
+    unknown: int = 0  # rows left out: UNKNOWN_OUTCOME (maybe applied)
+
+
+def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelection:
+    """The earlier run's failed and not_attempted rows, exactly as that run read them, written as a
+    new input file for the same job (its delimiter and encoding, so it reads back the same).
+    Rows whose outcome is unknown (maybe applied) are left out unless ``include_unknown``."""
     run_dir = Path(run_dir)
     journal = open_run_journal(run_dir)
     try:
         meta = journal.meta()
-        rows = journal.frame().filter((pl.col("state") != DONE) | (pl.col("status") == Status.FAILED.value))["idx"].to_list()
+        refuse_if_handed_over(meta, run_dir)
+        frame = journal.frame()
     finally:
         journal.close()
     job = load_job(meta["job_path"])
     if job.mode == "sync":  # a retry file lacks everyone else: as a sync input it would "remove" them
         raise JobError(f"{job.path.name} is a sync job: its next `batchrunner run` sends the rows that failed "
                        "again (only succeeded rows count as enrolled); retry is not needed.")
-    frame = read_csv(Path(meta["input_path"]), job.encoding, job.delimiter)
+    in_flight = frame.filter(pl.col("state") == IN_FLIGHT).height
+    if in_flight:
+        raise JobError(f"{run_dir} stopped with {in_flight} rows in flight (sent, answer never read). Resume it "
+                       f"first, so those are checked with the platform before anything is sent again: "
+                       f"batchrunner resume {run_dir}")
+    unknown = (pl.col("state") == DONE) & (pl.col("code") == "UNKNOWN_OUTCOME")
+    wanted = (pl.col("state") == PENDING) | ((pl.col("status") == Status.FAILED.value)
+                                              & (~unknown if not include_unknown else pl.lit(True)))
+    rows = frame.filter(wanted)["idx"].to_list()
+    n_unknown = 0 if include_unknown else frame.filter(unknown).height
     if not rows:
-        raise JobError(f"Nothing to retry: every row of {run_dir} succeeded or was skipped.")
-    subset = frame[rows]
+        counts = journal_counts(frame)
+        raise NothingToRetry(nothing_to_retry(counts, run_dir, meta, n_unknown),
+                             1 if counts.get(Status.INVALID.value) or n_unknown else 0)
+    if snapshot.exists(run_dir):
+        source, _ = snapshot.load(run_dir)
+    else:  # a run made before runs kept their rows: the input must not have changed
+        input_path = Path(meta["input_path"])
+        if not input_path.is_file() or file_sha256(input_path) != meta["input_sha256"]:
+            raise JobError(f"The input file {input_path} changed since {run_dir} ran, and that run did not keep a "
+                           "copy of its rows; retry cannot know which rows failed. Feed its errors.csv back instead: "
+                           f"batchrunner run {meta['job_path']} --input {run_dir / 'errors.csv'}")
+        source = load_input(job, input_path).frame
     target = run_dir / "retry-input.csv"
-    subset.write_csv(target)
-    return Path(meta["job_path"]), target
+    write_in_dialect(source[rows], target, job)
+    return RetrySelection(Path(meta["job_path"]), target, rows, n_unknown)
+
+
+def journal_counts(frame: pl.DataFrame) -> dict[str, int]:
+    status = pl.when(pl.col("state") == DONE).then(pl.col("status")).otherwise(pl.lit(Status.NOT_ATTEMPTED.value))
+    return dict(frame.group_by(status.alias("s")).len().iter_rows())
+
+
+def nothing_to_retry(counts: dict[str, int], run_dir: Path, meta: dict[str, Any], unknown: int) -> str:
+    """What is true when a run has nothing `retry` can send, and what to do instead."""
+    parts = []
+    if counts.get(Status.INVALID.value):
+        parts.append(f"{counts[Status.INVALID.value]} rows are invalid: retrying would not change them. Fix them "
+                     f"in {run_dir / 'errors.csv'} and feed it back: batchrunner run {meta.get('job_path')} "
+                     f"--input {run_dir / 'errors.csv'}")
+    if unknown:
+        parts.append(f"{unknown} rows have an unknown outcome (UNKNOWN_OUTCOME: sent, maybe applied); check them on "
+                     "the platform, or send them again with `batchrunner retry --include-unknown`")
+    if not parts:
+        return f"Nothing to retry: every row of {run_dir} succeeded or was skipped."
+    return f"Nothing to retry in {run_dir}: no row failed for a reason retrying can fix. " + "; ".join(parts) + "."
+
+
+def write_in_dialect(frame: pl.DataFrame, path: Path, job: Job) -> None:
+    """Write rows as the job reads them: its delimiter and encoding (a `;` cp1252 job gets a `;`
+    cp1252 file), 0600."""
+    text = frame.write_csv(separator=job.delimiter or ",")
+    try:
+        data = text.encode(job.encoding)
+    except (UnicodeEncodeError, LookupError):
+        data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as handle:
+        handle.write(data)
 
 
 def estimate_seconds(prepared: Prepared, latency: float = 1.0) -> float:

@@ -118,11 +118,10 @@ def test_sigint_stops_resumably_and_resume_finishes(tmp_path: Path) -> None:
 
 
 def test_overlapping_runs_and_a_dead_holder(tmp_path: Path) -> None:
-    from batchrunner.job import load_job
-    from batchrunner.runner import lock_for
+    from batchrunner.lock import job_lock
 
     job = copy_demo_job(tmp_path, SF_JOB, SF_CSV, "http://127.0.0.1:9", batch_size=4)
-    lock = lock_for(load_job(job).output_dir, load_job(job).name)
+    lock = job_lock(job)
     lock.acquire(tmp_path / "runs" / "the-running-one")
     try:
         second = cli("run", str(job), "--no-progress", cwd=tmp_path)
@@ -133,8 +132,8 @@ def test_overlapping_runs_and_a_dead_holder(tmp_path: Path) -> None:
         lock.release()
     # a holder killed outright leaves its lock file, but the kernel released the lock with it
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from batchrunner.runner import lock_for; "
-        f"lock_for(Path({str(load_job(job).output_dir)!r}), {load_job(job).name!r}).acquire(Path('x')); "
+        "import sys, time; from pathlib import Path; from batchrunner.lock import job_lock; "
+        f"job_lock(Path({str(job)!r})).acquire(Path('x')); "
         "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
@@ -145,18 +144,44 @@ def test_overlapping_runs_and_a_dead_holder(tmp_path: Path) -> None:
         assert third.returncode == 1, third.stderr
 
 
-def test_resume_refuses_a_changed_input(tmp_path: Path) -> None:
+def test_resume_after_the_input_was_reordered_and_edited_uses_the_rows_the_run_read(tmp_path: Path) -> None:
+    """Issue 13.6: resume matched rows by position in the file as it is now; a re-sorted file gave
+    rows another person's outcome. A run keeps the rows it read, and resume uses those."""
     with sandbox_server() as url:
         job = copy_demo_job(tmp_path, SF_JOB, SF_CSV, url, batch_size=4)
+        data = tmp_path / "data" / SF_CSV
+        original = _rows(data)
         crashed = cli("run", str(job), "--no-progress", cwd=tmp_path,
                       env={"BATCHRUNNER_FAILPOINT": "execute.after_record:2"})
         assert crashed.returncode == -signal.SIGKILL
         run_dir = _only_run_dir(tmp_path)
-        data = tmp_path / "data" / SF_CSV
-        data.write_bytes(data.read_bytes().replace(b"Helix Robotics", b"Helix Robotics AG"))  # an edit
-        refused = cli("resume", str(run_dir), cwd=tmp_path)
-        assert refused.returncode == 2
-        assert "changed since this run started" in refused.stderr and "--allow-changed-input" in refused.stderr
-        allowed = cli("resume", str(run_dir), "--allow-changed-input", "--no-progress", cwd=tmp_path)
-        assert allowed.returncode == 1, allowed.stderr
-        _check_final(tmp_path, run_dir, SF_CSV)
+        header, *lines = data.read_text(encoding="utf-8").splitlines()
+        data.write_text("\n".join([header, *reversed(lines)]).replace("Helix Robotics", "Helix Robotics AG") + "\n",
+                        encoding="utf-8")  # next week's export: another order, an edit
+        done = cli("resume", str(run_dir), "--no-progress", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "goes on with the rows it read then" in done.stdout + done.stderr
+        results = _check_final(tmp_path, run_dir, SF_CSV)
+        assert [r["Lead Id"] for r in results] == [r["Lead Id"] for r in original]  # the run's rows, its order
+        assert not any("Helix Robotics AG" in r["Company"] for r in results)
+        assigned = _audit(url)["SalesforceEmulator"]["assignments"]
+        assert max(assigned.values()) == 1
+        succeeded = {to18(r["Lead Id"]) for r in results if r["_status"] == "succeeded"}
+        assert set(assigned) <= succeeded
+
+
+def test_two_runs_of_one_job_with_different_output_dirs_are_not_both_allowed(tmp_path: Path) -> None:
+    """Issue 13.1: the lock lived in the output directory, so `--output-dir` elsewhere ran the same
+    job twice at once. The lock belongs to the job file."""
+    from batchrunner.lock import job_lock
+
+    job = copy_demo_job(tmp_path, SF_JOB, SF_CSV, "http://127.0.0.1:9", batch_size=4)
+    lock = job_lock(job)
+    lock.acquire(tmp_path / "runs" / "the-running-one")
+    try:
+        second = cli("run", str(job), "--no-progress", "--output-dir", str(tmp_path / "elsewhere"), cwd=tmp_path)
+        assert second.returncode == 2, second.stderr
+        assert "Another run of this job is in progress" in second.stderr and "the-running-one" in second.stderr
+        assert not (tmp_path / "elsewhere").exists() or not any((tmp_path / "elsewhere").iterdir())
+    finally:
+        lock.release()
