@@ -235,11 +235,13 @@ def _finish(result, args: argparse.Namespace | None = None) -> int:
               f"{sync['left_the_list']} left the list"
               + (f"; removals: {done} ({removals['report']})" if removals.get("sent") else
                  f"; removals not sent: {removals['why']}" if removals else ""), file=out)
-    if result.summary.get("stopped"):
-        stop = result.summary["stopped"]
+    stop = result.summary.get("stopped")
+    if stop and stop["code"] != "DRY_RUN":
         print(f"stopped early: {stop['code']}: {stop['message']}", file=out)
     print(f"report: {result.run_dir / 'results.csv'}", file=out)
     print(f"run directory: {result.run_dir}", file=out)
+    if result.exit_code in (3, 4):
+        print(f"continue with: batchrunner resume {result.run_dir}", file=out)
     deleted = []
     if args is not None and getattr(args, "keep_runs", None):
         from batchrunner.retention import prune
@@ -394,7 +396,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     settings = sandbox_settings(settings, overrides)
     print(f"sandbox listening on http://{args.host}:{args.port} (Salesforce token 'sandbox-token', "
           "Salesloft key 'sandbox-key'); Ctrl-C to stop", file=sys.stderr, flush=True)
-    uvicorn.run(build_sandbox(settings), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(build_sandbox(settings, record_requests=True), host=args.host, port=args.port, log_level="warning")
     return 0
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Named places where a test can make the process die as a real crash would (SIGKILL).
 
 ``BATCHRUNNER_FAILPOINT=execute.after_send:3`` kills the process the third time that point is
-reached. Nothing happens when the variable is unset, which is always the case outside the crash
+reached; ``execute.after_send:3:SIGTERM`` sends it SIGTERM there instead (or SIGHUP, SIGINT). Nothing happens when the variable is unset, which is always the case outside the crash
 tests; the points mark the moments a crash is hardest to survive:
 
 * ``run.before_send``   the journal holds every row, no request has been sent
@@ -20,12 +20,15 @@ _hits: dict[str, int] = {}
 
 
 def hit(name: str) -> None:
+    """``NAME[:N[:SIGNAL]]``: send SIGNAL (default SIGKILL) to this process the Nth time NAME is
+    reached (once: a SIGTERM or SIGHUP then takes its course, as if a person or the system sent it)."""
     spec = os.environ.get(_ENV)
     if not spec:
         return
-    wanted, _, nth = spec.partition(":")
+    wanted, _, rest = spec.partition(":")
     if wanted != name:
         return
+    nth, _, signame = rest.partition(":")
     _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _hits[name] == int(nth or 1) or (not signame and _hits[name] > int(nth or 1)):
+        os.kill(os.getpid(), getattr(signal, signame or "SIGKILL"))

@@ -21,11 +21,22 @@ class SandboxApp:
     threaded real server and the in-process transport see the same consistent state.
     """
 
-    def __init__(self, emulators: Sequence[Emulator]) -> None:
+    def __init__(self, emulators: Sequence[Emulator], *, record_requests: bool = False) -> None:
         self.emulators = list(emulators)
         self._lock = threading.Lock()
+        #: every request that may change data (not GET), as received: the record a test reads to
+        #: prove that nothing was *sent* twice, whatever the emulator did with it (off in-process:
+        #: a million-row benchmark would hold every body)
+        self.received: list[dict[str, Any]] | None = [] if record_requests else None
 
     def dispatch(self, request: SandboxRequest) -> SandboxResponse:
+        if request.path == "/_sandbox/requests":
+            with self._lock:
+                return SandboxResponse(200, list(self.received or []))
+        if self.received is not None and request.method != "GET" and not request.path.startswith("/_sandbox"):
+            with self._lock:
+                self.received.append({"method": request.method, "path": request.path, "query": request.query,
+                                      "body": request.body.decode("utf-8", "replace")})
         if request.path == "/_sandbox/audit":
             # the emulators' own records (e.g. how often each target was assigned), for crash tests
             with self._lock:

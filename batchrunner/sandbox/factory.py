@@ -7,7 +7,8 @@ from batchrunner.sandbox.app import SandboxApp
 from batchrunner.sandbox.faults import FaultyApp
 
 
-def build_sandbox(settings: SandboxSettings | None = None) -> SandboxApp | FaultyApp:
+def build_sandbox(settings: SandboxSettings | None = None, *, record_requests: bool = False
+                  ) -> SandboxApp | FaultyApp:
     from batchrunner.sandbox.oauth import OAuthServer
     from batchrunner.sandbox.salesforce import SalesforceEmulator
     from batchrunner.sandbox.salesloft import SalesloftEmulator
@@ -19,7 +20,7 @@ def build_sandbox(settings: SandboxSettings | None = None) -> SandboxApp | Fault
                            partial_save_allowed=settings.partial_save_allowed),
         SalesloftEmulator(budget_per_minute=settings.budget_per_minute),
     ]
-    app = SandboxApp(emulators)
+    app = SandboxApp(emulators, record_requests=record_requests)
     faults = (settings.latency_ms, settings.latency_jitter_ms, settings.error_rate, settings.reset_rate,
               settings.timeout_rate, settings.burst_429_every, settings.token_expires_after, settings.external_spend,
               settings.batch_ceiling)
