@@ -21,6 +21,19 @@ started sending (disk full, journal lost, unexpected error): resumable when its 
 Set BATCHRUNNER_DEBUG=1 (or --debug) to see a Python traceback instead of a one-line error."""
 
 
+EXPORT_EPILOG = """exit codes: 0 the CSV was written; 2 it could not be (connection, credentials, a
+cadence that does not exist). Nothing on the platform is changed."""
+
+EXPORTS = {
+    "salesloft-memberships": (
+        "Salesloft cadence memberships, with each person's email and crm_id and each cadence's name",
+        "Paged with filters and an updated_at cursor, never a page beyond 99 (the documented deep-paging limit)."),
+    "salesforce-trackers": (
+        "Salesforce active ActionCadenceTracker records, with the cadence name and the target's ID, object and email",
+        "Read with SOQL queries (GET), paged by the query's nextRecordsUrl."),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchrunner",
@@ -52,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                          "cannot start.")
     val.add_argument("job", type=Path, help="the job file (TOML)")
     val.add_argument("--input", type=Path, help="check this CSV instead of the job's input")
+    val.add_argument("--json", action="store_true", help="also print the result as one JSON object on stdout "
+                     "(the human-readable lines go to stderr)")
 
     res = sub.add_parser("resume", help="finish a run that stopped (crash, Ctrl-C, budget stop)",
                          description="Continue a run from its journal. Rows that already have an outcome are "
@@ -91,25 +106,26 @@ def _parser() -> argparse.ArgumentParser:
     ops = sub.add_parser("operations", help="list the operations of a platform and their fields",
                          description="The operation catalog: operations, their fields, which are required and "
                          "what values are allowed.")
-    ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft"], help="one platform (default: both)")
+    ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft"], help="one platform (default: all)")
+    ops.add_argument("--json", action="store_true", help="print the catalog as one JSON object")
 
     exp = sub.add_parser("export", help="export Salesloft memberships or Salesforce cadence trackers as CSV",
-                         description="Read (never write) what is on cadences, as a CSV a migration job can read: "
-                         "salesloft-memberships (memberships joined with each person's email and crm_id and each "
-                         "cadence's name; paged with filters and an updated_at cursor, never a page beyond 99) or "
-                         "salesforce-trackers (active ActionCadenceTracker records with the cadence name and the "
-                         "target's ID, object and email). The connection comes from --job, --sandbox, or the "
-                         "environment (SALESLOFT_API_KEY; SF_ACCESS_TOKEN and SF_INSTANCE_URL).", epilog=EPILOG)
-    exp.add_argument("what", choices=["salesloft-memberships", "salesforce-trackers"])
-    exp.add_argument("--cadence", action="append", default=[], metavar="NAME|ID",
-                     help="only this cadence (repeatable); names are matched exactly")
-    exp.add_argument("--on-cadence-only", action="store_true",
-                     help="salesloft-memberships: only people currently on the cadence")
-    exp.add_argument("--output", "-o", type=Path, help="write the CSV here (default: standard output)")
-    exp.add_argument("--job", type=Path, help="use this job file's [connection], [limits] and [sandbox]")
-    exp.add_argument("--sandbox", action="store_true", help="read the in-process sandbox (its seed data)")
-    exp.add_argument("--url", help="base_url (Salesloft) or instance_url (Salesforce), e.g. a `batchrunner "
-                     "sandbox` at http://127.0.0.1:8765 (with --sandbox: its tokens)")
+                         description="Read (never write) what is on cadences, as a CSV a migration job can read. "
+                         "`batchrunner export WHAT --help` tells more about each.", epilog=EXPORT_EPILOG)
+    kinds = exp.add_subparsers(dest="what", metavar="WHAT", required=True)
+    for what, (summary, details) in EXPORTS.items():
+        kind = kinds.add_parser(what, help=summary, description=f"{summary}. {details} The connection comes from "
+                                "--job, --sandbox, or the environment (SALESLOFT_API_KEY; SF_ACCESS_TOKEN and "
+                                "SF_INSTANCE_URL).", epilog=EXPORT_EPILOG)
+        kind.add_argument("--cadence", action="append", default=[], metavar="NAME|ID",
+                          help="only this cadence (repeatable); names are matched exactly")
+        if what == "salesloft-memberships":
+            kind.add_argument("--on-cadence-only", action="store_true", help="only people currently on the cadence")
+        kind.add_argument("--output", "-o", type=Path, help="write the CSV here (default: standard output)")
+        kind.add_argument("--job", type=Path, help="use this job file's [connection], [limits] and [sandbox]")
+        kind.add_argument("--sandbox", action="store_true", help="read the in-process sandbox (its seed data)")
+        kind.add_argument("--url", help="base_url (Salesloft) or instance_url (Salesforce), e.g. a `batchrunner "
+                          "sandbox` at http://127.0.0.1:8765 (with --sandbox: its tokens)")
 
     sbx = sub.add_parser("sandbox", help="serve the emulator of both APIs over HTTP",
                          description="Serve the sandbox (an emulator of the Salesforce actions and Salesloft APIs) "
@@ -161,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
     try:
-        return _dispatch(parser, args)
+        code = _dispatch(parser, args)
+        sys.stdout.flush()  # a reader that left (`| head -1`) is found here, not at interpreter exit
+        return code
     except NothingToRetry as exc:
         print(redact(exc), file=_out(args), flush=True)
         if json_mode:
@@ -274,9 +292,9 @@ def _retry(args: argparse.Namespace) -> int:
     selection = retry_rows(args.run_dir, include_unknown=args.include_unknown)
     prepared = prepare(load_job(selection.job_path), selection.input_path)
     print(_banner(prepared), file=_out(args), flush=True)
-    print(f"retrying {len(selection.rows)} rows of {args.run_dir}", file=_out(args))
+    print(f"retrying {_n(len(selection.rows), 'row')} of {args.run_dir}", file=_out(args))
     if selection.unknown:
-        print(f"note: {selection.unknown} rows with an unknown outcome (UNKNOWN_OUTCOME) are left out; check them "
+        print(f"note: {_n(selection.unknown, 'row')} with an unknown outcome (UNKNOWN_OUTCOME) are left out; check them "
               "on the platform, or add --include-unknown to send them again", file=_out(args))
     result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir,
                                             progress=False if args.no_progress else None, handle_signals=True,
@@ -286,37 +304,40 @@ def _retry(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from batchrunner.job import load_job
-    from batchrunner.runner import estimate_seconds, prepare
-    from batchrunner.validate import CODE, IDX, MESSAGE
+    from batchrunner.runner import prepare, validation_summary
 
     prepared = prepare(load_job(args.job), args.input)
-    print(_banner(prepared))
+    report = validation_summary(prepared)
+    out = _out(args)
+    print(_banner(prepared), file=out)
     for note in prepared.loaded.notes:
-        print(f"note: {note}")
-    total = prepared.validated.height
-    invalid = prepared.invalid
-    plan = prepared.plan
-    print(f"{total} rows: {total - invalid.height} valid, {invalid.height} invalid, "
-          f"{len(plan.duplicates)} duplicate (skipped)")
-    for op, n in plan.rows_by_operation.items():
-        print(f"  {op}: {n} rows")
-    if invalid.height:
-        print("invalid rows by problem:")
-        grouped = (invalid.group_by(CODE, maintain_order=True)
-                   .agg(pl.len().alias("n"), (pl.col(IDX) + 1).head(5).alias("rows"), pl.col(MESSAGE).first()))
-        for code, n, rows, message in grouped.iter_rows():
-            more = ", …" if n > len(rows) else ""
-            print(f"  {code} ×{n} (rows {', '.join(map(str, rows))}{more}): e.g. {message}")
-    if prepared.sync is not None:  # mode = "sync": the diff against earlier runs (sync.py)
-        for line in prepared.sync.describe():
-            print(line)
-    seconds = estimate_seconds(prepared)
-    print(f"requests needed: {plan.requests} in {len(plan.waves)} wave(s); "
-          f"estimated duration ≈ {seconds:.0f} s at concurrency {prepared.job.limits.concurrency}"
-          + (f" and {prepared.platform.budget_per_minute(prepared.job):.0f}/min"
-             if prepared.platform.budget_per_minute(prepared.job) else ""))
-    print("nothing was sent")
-    return 1 if invalid.height else 0
+        print(f"note: {note}", file=out)
+    print(f"{_n(report['rows'], 'row')}: {report['valid']} valid, {report['invalid']} invalid, "
+          f"{report['duplicates']} duplicate (skipped)", file=out)
+    for op, n in report["rows_by_operation"].items():
+        print(f"  {op}: {_n(n, 'row')}", file=out)
+    if report["problems"]:
+        print("invalid rows by problem:", file=out)
+        for problem in report["problems"]:
+            more = ", …" if problem["count"] > len(problem["rows"]) else ""
+            print(f"  {problem['code']} ×{problem['count']} (rows {', '.join(map(str, problem['rows']))}{more}): "
+                  f"e.g. {problem['example']}", file=out)
+    for line in report.get("sync") or []:
+        print(line, file=out)
+    budget = report["budget_per_minute"]
+    print(f"requests needed: {report['requests']} in {report['waves']} wave(s); estimated duration ≈ "
+          f"{report['estimated_seconds']:.0f} s at concurrency {report['concurrency']}"
+          + (f" and {budget:.0f}/min" if budget else ""), file=out)
+    print("nothing was sent (constants that name platform records are checked by `batchrunner check` and "
+          "before `run` sends anything)", file=out)
+    if args.json:
+        print(json.dumps(report))
+    return report["exit_code"]
+
+
+def _n(count: int, noun: str) -> str:
+    """'1 row', '2 rows'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -339,26 +360,26 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _operations(args: argparse.Namespace) -> int:
+    from batchrunner.listing import describe_catalog
     from batchrunner.platforms import PLATFORM_NAMES, get_platform
 
+    listing: dict[str, list] = {}
     for name in [args.platform] if args.platform else PLATFORM_NAMES:
         try:
-            catalog = get_platform(name).catalog_for(None)
+            listing[name] = describe_catalog(get_platform(name).catalog_for(None))
         except ImportError:
             continue
+    if args.json:
+        print(json.dumps(listing))
+        return 0
+    for name, operations in listing.items():
         print(f"{name}")
-        for op in catalog.operations:
-            version = f", API {op.min_api_version}+" if op.min_api_version else ""
-            print(f"  {op.name} ({op.wire_name}{version}): {op.description}")
-            for f in op.fields:
-                need = "required" if f.required else "optional"
-                if any(f.name in g for g in op.one_of):
-                    need = "one of " + "/".join(next(g for g in op.one_of if f.name in g))
-                for unless, group in op.one_of_unless:
-                    if f.name in group:
-                        need = "one of " + "/".join(group) + f" (unless {unless})"
-                extra = f"; default {f.default}" if f.default else ""
-                print(f"      {f.name:<26} {need:<40} {f.type.label}{extra}")
+        for op in operations:
+            version = f", API {op['min_api_version']}+" if op["min_api_version"] else ""
+            print(f"  {op['name']} ({op['wire_name']}{version}): {op['description']}")
+            for f in op["fields"]:
+                extra = f"; default {f['default']}" if f["default"] else ""
+                print(f"      {f['name']:<26} {f['need']:<40} {f['type']}{extra}")
         print()
     return 0
 
@@ -371,7 +392,8 @@ def _export(args: argparse.Namespace) -> int:
 
     job = export_job(WHAT[args.what], sandbox=args.sandbox, base_url=args.url,
                      job=load_job(args.job) if args.job else None)
-    result, columns = anyio.run(lambda: run_export(args.what, job, args.cadence, args.on_cadence_only))
+    result, columns = anyio.run(lambda: run_export(args.what, job, args.cadence,
+                                                   getattr(args, "on_cadence_only", False)))
     write_csv(args.output, result.rows, columns, out=sys.stdout)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)

@@ -568,6 +568,29 @@ def write_in_dialect(frame: pl.DataFrame, path: Path, job: Job) -> None:
         handle.write(data)
 
 
+def validation_summary(prepared: Prepared) -> dict[str, Any]:
+    """What `validate` reports: rows per operation, invalid rows grouped by problem (first rows of
+    each, one example message), the requests the plan needs and a rough duration. Sends nothing."""
+    total = prepared.validated.height
+    invalid = prepared.invalid
+    the_plan = prepared.plan
+    grouped = (invalid.group_by(CODE, maintain_order=True)
+               .agg(pl.len().alias("n"), (pl.col(IDX) + 1).head(5).alias("rows"), pl.col(MESSAGE).first()))
+    budget = prepared.platform.budget_per_minute(prepared.job)
+    return {
+        "job": prepared.job.name, "platform": prepared.job.platform, "input_file": str(prepared.loaded.path),
+        "rows": total, "valid": total - invalid.height, "invalid": invalid.height,
+        "duplicates": len(the_plan.duplicates), "rows_by_operation": dict(the_plan.rows_by_operation),
+        "problems": [{"code": code, "count": n, "rows": rows, "example": message}
+                     for code, n, rows, message in grouped.iter_rows()],
+        "sync": prepared.sync.describe() if prepared.sync is not None else None,
+        "requests": the_plan.requests, "waves": len(the_plan.waves),
+        "estimated_seconds": round(estimate_seconds(prepared), 1), "concurrency": prepared.job.limits.concurrency,
+        "budget_per_minute": budget, "notes": list(prepared.loaded.notes), "sent": 0,
+        "exit_code": 1 if invalid.height else 0,
+    }
+
+
 def estimate_seconds(prepared: Prepared, latency: float = 1.0) -> float:
     """A rough duration at the configured limits: requests spread over the concurrency, and no
     faster than the per-minute budget allows."""

@@ -24,13 +24,38 @@ CODE = "__code"
 MESSAGE = "__message"
 
 
+def suggest_operation(word: str, catalog: Catalog) -> str:
+    """" Did you mean 'add'? Valid: add, remove." — the closest of every accepted spelling (so a
+    misspelled alias such as 'enrolll' leads to its operation), named by its short name."""
+    import difflib
+
+    spellings: dict[str, str] = {}
+    for op in catalog.operations:
+        for name in (op.name, op.wire_name, *op.aliases):
+            spellings.setdefault(name.lower(), op.name)
+    names = ", ".join(op.name for op in catalog.operations)
+    close = difflib.get_close_matches(word.lower(), list(spellings), n=1, cutoff=0.6)
+    return f" Did you mean {spellings[close[0]]!r}? Valid: {names}." if close else f" Valid: {names}."
+
+
+def _unknown_operation_message(frame: pl.DataFrame, catalog: Catalog) -> pl.Expr:
+    """"unknown operation 'enrolll'. Did you mean 'add'? …": one suggestion per distinct unknown
+    spelling (a million rows with the same typo cost one look-up)."""
+    unknown = frame.filter(pl.col("__op").is_null() & pl.col(OPERATION).is_not_null())[OPERATION].unique().to_list()
+    texts = {word: f"unknown operation '{word}'.{suggest_operation(word, catalog)}" for word in unknown}
+    if not texts:
+        return pl.lit(None, dtype=pl.String)
+    return pl.col(OPERATION).replace_strict(list(texts), list(texts.values()), default=None, return_dtype=pl.String)
+
+
 def check_job(job: Job, catalog: Catalog, api_version: float | None) -> None:
     """Job-level checks that need the catalog: the default operation and mapped field names."""
     names = [op.name for op in catalog.operations]
     if job.operation is not None:
         op = catalog.resolve(job.operation)
         if op is None:
-            raise JobError(f"Unknown operation {job.operation!r} for {catalog.platform}.{did_you_mean(job.operation, names)}")
+            raise JobError(f"Unknown operation {job.operation!r} for {catalog.platform}."
+                           f"{suggest_operation(job.operation, catalog)}")
         if api_version is not None and op.min_api_version and api_version < op.min_api_version:
             raise JobError(
                 f"{op.name} ({op.wire_name}) needs API version {op.min_api_version} or later; "
@@ -89,8 +114,7 @@ def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = 
         rules.append(_Rule(pl.col(ROW_PROBLEM).is_not_null(), "MALFORMED_ROW", pl.col(ROW_PROBLEM)))
     rules += [
         _Rule(raw_op.is_null(), "MISSING_OPERATION", pl.lit(f"this row names no operation; use one of: {valid_names}")),
-        _Rule(op.is_null(), "UNKNOWN_OPERATION",
-              pl.format(f"unknown operation {{}}; use one of: {valid_names}", pl.lit("'") + raw_op + pl.lit("'"))),
+        _Rule(op.is_null(), "UNKNOWN_OPERATION", _unknown_operation_message(frame, catalog)),
     ]
     checked: dict[tuple[str, int, str | None], tuple[pl.Expr, list[Problem]]] = {}
     values: dict[str, list[tuple[str, pl.Expr]]] = {}

@@ -1,0 +1,74 @@
+"""The small things a user hits at once (issue 14 item 11): help, --json, suggestions, plurals,
+a closed pipe."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchrunner.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_operations_into_a_closed_pipe_is_quiet() -> None:
+    """`batchrunner operations | head -1` printed a BrokenPipeError traceback."""
+    done = subprocess.run(f"{sys.executable} -m batchrunner operations --json | true", shell=True, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_operations_and_validate_have_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["operations", "salesloft", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [op["name"] for op in listing["salesloft"]] == ["add", "remove"]
+    assert any(f["need"].startswith("one of") for f in listing["salesloft"][0]["fields"])
+    code = main(["validate", str(REPO / "jobs" / "salesforce-weekly-assign.toml"), "--json"])
+    out = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(out[-1])
+    assert code == report["exit_code"] == 1
+    assert report["rows"] == report["valid"] + report["invalid"] and report["sent"] == 0
+    assert {p["code"] for p in report["problems"]} >= {"INVALID_ID"}
+    assert len(out) == 1  # the human lines went to stderr
+
+
+def test_export_help_is_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "salesloft-memberships", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--on-cadence-only" in text and "page beyond 99" in text
+    assert "resumed" not in text  # not the run exit codes
+
+
+def test_every_option_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["validate"], ["retry"], ["resume"], ["sandbox"], ["run"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        text = capsys.readouterr().out
+        options = text.split("options:")[1] if "options:" in text else text
+        for line in options.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("--") and "  " not in stripped and not stripped.endswith(("]", "}")):
+                # an option alone on its line has its help on the next one; check it is not blank
+                nxt = options.splitlines()[options.splitlines().index(line) + 1].strip()
+                assert nxt and not nxt.startswith("-"), f"{command}: {stripped} has no help"
+
+
+def test_a_misspelled_operation_gets_a_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in.csv").write_text("Email,Cadence\na@example.com,Q4 Outbound\n")
+    job = tmp_path / "job.toml"
+    job.write_text('platform = "salesloft"\noperation = "enrolll"\ninput = "in.csv"\n[columns]\n'
+                   'person_email = "Email"\ncadence_name = "Cadence"\n[connection]\nsandbox = true\n')
+    assert main(["validate", str(job)]) == 2
+    assert "Did you mean 'add'?" in capsys.readouterr().err
+    (tmp_path / "in.csv").write_text("Email,Cadence,Op\na@example.com,Q4 Outbound,enrolll\n")
+    job.write_text('platform = "salesloft"\ninput = "in.csv"\n[columns]\noperation = "Op"\n'
+                   'person_email = "Email"\ncadence_name = "Cadence"\n[connection]\nsandbox = true\n')
+    assert main(["validate", str(job)]) == 1
+    out = capsys.readouterr().out
+    assert "UNKNOWN_OPERATION" in out and "Did you mean 'add'?" in out
+    assert "1 row:" in out and "1 rows" not in out
