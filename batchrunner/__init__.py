@@ -1,3 +1,53 @@
-"""batchrunner: apply CSV lists of cadence operations in bulk to sales-engagement platforms."""
+"""batchrunner: apply CSV lists of cadence operations in bulk to sales-engagement platforms.
+
+The Python API (docs/orchestrators.md)::
+
+    import batchrunner
+    result = batchrunner.run("jobs/salesforce-weekly-assign.toml", output_dir="out")
+    print(result.exit_code, result.counts, result.results_csv)
+
+Everything here is loaded on first use, so ``batchrunner --version`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "run", "arun", "resume", "aresume", "retry", "aretry", "validate", "check", "acheck", "export", "aexport",
+    "load", "RunResult", "StartInfo", "JobError", "RunAborted", "NothingToRetry", "__version__",
+]
+
+_FROM = {
+    "run": "api", "arun": "api", "resume": "api", "aresume": "api", "retry": "api", "aretry": "api",
+    "validate": "api", "check": "api", "acheck": "api", "export": "api", "aexport": "api", "load": "api",
+    "StartInfo": "api", "RunResult": "runner", "JobError": "errors", "RunAborted": "errors",
+    "NothingToRetry": "errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM:
+        import importlib
+
+        return getattr(importlib.import_module(f"batchrunner.{_FROM[name]}"), name)
+    raise AttributeError(f"module 'batchrunner' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Three API functions share their names with modules (`validate`, `check`, `export`). Python
+    sets a package attribute for every submodule it imports, which would replace the function by
+    the module the first time a run imported it; the submodule stays in ``sys.modules`` (and
+    ``from batchrunner.validate import …`` keeps working), the package attribute stays the API."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FROM and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                          "twice); the new run can. A run with rows in flight must be resumed first.",
                          epilog=EPILOG)
     rty.add_argument("run_dir", type=Path, help="the earlier run's directory")
-    rty.add_argument("--output-dir", type=Path, help="put the new run directory here instead of the job's output_dir")
+    rty.add_argument("--output-dir", type=Path, help="put the new run directory here (default: beside RUN_DIR)")
     rty.add_argument("--include-unknown", action="store_true",
                      help="also send rows whose outcome is unknown (UNKNOWN_OUTCOME: sent, answer lost, maybe "
                      "applied); by default they are left out, since sending them again may apply them twice")
@@ -214,32 +214,31 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return commands[args.command](args)
 
 
-def _banner(prepared) -> str:
-    job = prepared.job
-    kind = "SANDBOX" if job.is_sandbox else "LIVE"
-    return f"{kind} {job.platform} ({prepared.target}) · job {job.name} · input {prepared.loaded.path}"
-
-
 def _out(args: argparse.Namespace):
     """Where human-readable lines go: stdout, or stderr when --json keeps stdout for the JSON."""
     return sys.stderr if getattr(args, "json", False) else sys.stdout
 
 
 def _run(args: argparse.Namespace) -> int:
-    import anyio
+    from batchrunner import api
 
-    from batchrunner.job import load_job
-    from batchrunner.runner import prepare, run_prepared
-
-    job = load_job(args.job)
-    prepared = prepare(job, args.input)
-    print(_banner(prepared), file=_out(args), flush=True)
-    for note in prepared.loaded.notes:
-        print(f"note: {note}", file=_out(args))
-    result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir, dry_run=args.dry_run,
-                                            progress=False if args.no_progress else None, handle_signals=True,
-                                            fail_on=args.fail_on))
+    result = api.run(args.job, input=args.input, output_dir=args.output_dir, dry_run=args.dry_run,
+                     progress=_progress(args), on_start=_announce(args), handle_signals=True, fail_on=args.fail_on)
     return _finish(result, args)
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """No bar with --no-progress; otherwise tqdm's own choice (a bar only on a terminal)."""
+    return False if args.no_progress else None
+
+
+def _announce(args: argparse.Namespace):  # noqa: ANN202
+    """The first lines a person sees: what is about to be talked to, and notes about the input."""
+    def show(info) -> None:  # noqa: ANN001
+        print(info.banner(), file=_out(args), flush=True)
+        for note in info.notes:
+            print(f"note: {note}", file=_out(args), flush=True)
+    return show
 
 
 def _finish(result, args: argparse.Namespace | None = None) -> int:
@@ -275,42 +274,29 @@ def _finish(result, args: argparse.Namespace | None = None) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from batchrunner.runner import resume
+    from batchrunner import api
 
     print(f"resuming {args.run_dir}", file=_out(args))
-    result = resume(args.run_dir, allow_changed_input=args.allow_changed_input,
-                    progress=False if args.no_progress else None, handle_signals=True, fail_on=args.fail_on)
+    result = api.resume(args.run_dir, allow_changed_input=args.allow_changed_input, progress=_progress(args),
+                        handle_signals=True, fail_on=args.fail_on)
     return _finish(result, args)
 
 
 def _retry(args: argparse.Namespace) -> int:
-    import anyio
+    from batchrunner import api
 
-    from batchrunner.job import load_job
-    from batchrunner.runner import prepare, retry_rows, run_prepared
-
-    selection = retry_rows(args.run_dir, include_unknown=args.include_unknown)
-    prepared = prepare(load_job(selection.job_path), selection.input_path)
-    print(_banner(prepared), file=_out(args), flush=True)
-    print(f"retrying {_n(len(selection.rows), 'row')} of {args.run_dir}", file=_out(args))
-    if selection.unknown:
-        print(f"note: {_n(selection.unknown, 'row')} with an unknown outcome (UNKNOWN_OUTCOME) are left out; check them "
-              "on the platform, or add --include-unknown to send them again", file=_out(args))
-    result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir,
-                                            progress=False if args.no_progress else None, handle_signals=True,
-                                            fail_on=args.fail_on, retry_of=args.run_dir))
+    result = api.retry(args.run_dir, output_dir=args.output_dir, include_unknown=args.include_unknown,
+                       progress=_progress(args), on_start=_announce(args), handle_signals=True, fail_on=args.fail_on)
     return _finish(result, args)
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from batchrunner.job import load_job
-    from batchrunner.runner import prepare, validation_summary
+    from batchrunner import api
 
-    prepared = prepare(load_job(args.job), args.input)
-    report = validation_summary(prepared)
+    report = api.validate(args.job, input=args.input)
     out = _out(args)
-    print(_banner(prepared), file=out)
-    for note in prepared.loaded.notes:
+    print(report["banner"], file=out)
+    for note in report["notes"]:
         print(f"note: {note}", file=out)
     print(f"{_n(report['rows'], 'row')}: {report['valid']} valid, {report['invalid']} invalid, "
           f"{report['duplicates']} duplicate (skipped)", file=out)
@@ -385,16 +371,14 @@ def _operations(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import anyio
+    from batchrunner import api
+    from batchrunner.export import write_csv
 
-    from batchrunner.export import WHAT, export_job, run_export, write_csv
-    from batchrunner.job import load_job
-
-    job = export_job(WHAT[args.what], sandbox=args.sandbox, base_url=args.url,
-                     job=load_job(args.job) if args.job else None)
-    result, columns = anyio.run(lambda: run_export(args.what, job, args.cadence,
-                                                   getattr(args, "on_cadence_only", False)))
-    write_csv(args.output, result.rows, columns, out=sys.stdout)
+    result = api.export(args.what, job=args.job, sandbox=args.sandbox, url=args.url, cadences=args.cadence,
+                        on_cadence_only=getattr(args, "on_cadence_only", False), output=args.output)
+    if args.output is None:
+        write_csv(None, result.rows, result.columns, out=sys.stdout)
+        sys.stdout.flush()
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     where = args.output or "standard output"

@@ -105,6 +105,7 @@ class Executor:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         progress: bool | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.session = session
         self.rows = rows
@@ -116,6 +117,9 @@ class Executor:
         self.rng = rng or random.Random()
         self.stats = ExecStats()
         self.progress_enabled = progress
+        self.on_progress = on_progress  # (rows done, rows to send) for code that shows progress its own way
+        self.done_rows = 0
+        self.total_rows = 0
         self.bar: tqdm | None = None
         self._stop_requested = False
         self.io = _IO(self)
@@ -125,6 +129,9 @@ class Executor:
         self.journal.finish(outcomes)
         if self.bar is not None and outcomes:
             self.bar.update(len(outcomes))
+        if self.on_progress is not None and outcomes:
+            self.done_rows += len(outcomes)
+            self.on_progress(self.done_rows, self.total_rows)
 
     def request_stop(self, code: str, message: str) -> None:
         if self.stats.stopped is None:
@@ -137,6 +144,7 @@ class Executor:
 
     # -- running ----------------------------------------------------------------------------
     async def run(self, waves: list[list[WorkUnit]], total_rows: int) -> ExecStats:
+        self.total_rows = total_rows
         self.bar = tqdm(total=total_rows, unit="row", file=sys.stderr, disable=self.progress_enabled is False
                         if self.progress_enabled is not None else None, dynamic_ncols=True, smoothing=0.1)
         try:

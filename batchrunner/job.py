@@ -113,6 +113,7 @@ class Job:
     mode: str = "once"  # "once" | "sync" (sync.py: recurring lists)
     key: list[str] = field(default_factory=list)  # sync: the input column(s) naming a row's person
     remove_missing: bool = False  # sync: remove people who left the list
+    inline: dict[str, Any] | None = None  # a job given as a dict (api.load): kept so `resume` can rebuild it
 
     @property
     def is_sandbox(self) -> bool:

@@ -28,7 +28,7 @@ from batchrunner.auth import AuthError
 from batchrunner.clock import Clock
 from batchrunner.execute import ExecStats, Executor, RetryPolicy
 from batchrunner.errors import JobError, NothingToRetry, RunAborted, root_cause
-from batchrunner.job import Job, load_job
+from batchrunner.job import Job, load_job, parse_job
 from batchrunner.lock import RunLock, job_lock
 from batchrunner.journal import DONE, IN_FLIGHT, PENDING, Journal, JournalLost, utc_now
 from batchrunner.mappings import apply_mappings, overlay
@@ -126,10 +126,37 @@ def new_run_dir(output_dir: Path, name: str) -> Path:
 
 @dataclass
 class RunResult:
+    """What a run (or resume, or retry) ended with. ``exit_code`` is what the CLI exits with."""
+
     run_dir: Path
     exit_code: int
     summary: dict[str, Any]
     stats: ExecStats = field(default_factory=ExecStats)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows per status: succeeded, failed, invalid, skipped, not_attempted."""
+        return dict(self.summary.get("counts") or {})
+
+    @property
+    def results_csv(self) -> Path:
+        return self.run_dir / "results.csv"
+
+    @property
+    def errors_csv(self) -> Path:
+        return self.run_dir / "errors.csv"
+
+    @property
+    def summary_json(self) -> Path:
+        return self.run_dir / "summary.json"
+
+    @property
+    def report_html(self) -> Path:
+        return self.run_dir / "report.html"
+
+    @property
+    def resumable(self) -> bool:
+        return self.exit_code in (3, 4) and not self.summary.get("dry_run")
 
 
 def _client_factory(job: Job, app: Any | None):
@@ -159,6 +186,7 @@ async def run_prepared(
     handle_signals: bool = False,
     fail_on: str = "invalid",
     retry_of: Path | None = None,
+    on_progress: Any = None,
 ) -> RunResult:
     """Start a new run of a prepared job: a run directory, a journal holding every row, then send.
     ``retry_of``: the run whose unfinished rows this run takes over (`retry`); it is marked as
@@ -189,7 +217,7 @@ async def run_prepared(
                          input_path=str(loaded.path), input_sha256=loaded.sha256, created_at=utc_now(),
                          sandbox=job.is_sandbox, version=__version__, output_dir=str(out), dry_run=dry_run,
                          kind="dry run" if dry_run else "retry" if retry_of is not None else "run",
-                         retry_of=str(retry_of) if retry_of is not None else None)
+                         retry_of=str(retry_of) if retry_of is not None else None, job_inline=job.inline)
         journal.add_rows(validated.height)
         if not dry_run:  # what resume and retry use, whatever becomes of the input file
             snapshot.save(run_dir, loaded.frame, validated)
@@ -204,7 +232,7 @@ async def run_prepared(
         journal.finish(prepared.plan.duplicates)
         result = await _send_and_report(prepared, prepared.plan, run_dir, journal, dry_run=dry_run,
                                         sandbox_app=sandbox_app, clock=clock, rng=rng, progress=progress,
-                                        handle_signals=handle_signals, fail_on=fail_on)
+                                        handle_signals=handle_signals, fail_on=fail_on, on_progress=on_progress)
         if prepared.sync is not None:  # removals of people who left the list, state update
             result = await sync.finish(prepared, result, run_dir, dry_run=dry_run, sandbox_app=sandbox_app,
                                        clock=clock, rng=rng, progress=progress)
@@ -270,8 +298,8 @@ def refuse_if_handed_over(meta: dict[str, Any], run_dir: Path) -> None:
 async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, journal: Journal, *,
                            dry_run: bool = False, sandbox_app: Any | None = None, clock: Clock | None = None,
                            rng: random.Random | None = None, progress: bool | None = None,
-                           handle_signals: bool = False, resumed: bool = False, fail_on: str = "invalid"
-                           ) -> RunResult:
+                           handle_signals: bool = False, resumed: bool = False, fail_on: str = "invalid",
+                           on_progress: Any = None) -> RunResult:
     job, loaded = prepared.job, prepared.loaded
     started = time.monotonic()
     started_at = utc_now()
@@ -280,7 +308,8 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
         stats.stopped = ("DRY_RUN", "--dry-run: nothing was sent")
     elif the_plan.requests:
         failpoints.hit("run.before_send")
-        stats = await _execute(prepared, the_plan, journal, sandbox_app, clock, rng, progress, handle_signals)
+        stats = await _execute(prepared, the_plan, journal, sandbox_app, clock, rng, progress, handle_signals,
+                               on_progress)
     if stats.stopped is not None:
         stats.stopped = (stats.stopped[0], secrets.redact(stats.stopped[1]))
         level = logging.INFO if stats.stopped[0] == "DRY_RUN" else logging.WARNING
@@ -320,7 +349,7 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
 
 async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox_app: Any | None,
                    clock: Clock | None, rng: random.Random | None, progress: bool | None,
-                   handle_signals: bool) -> ExecStats:
+                   handle_signals: bool, on_progress: Any = None) -> ExecStats:
     job = prepared.job
     try:
         session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
@@ -335,7 +364,7 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
             session, FrameRows(prepared.validated, fields), journal, limiter,
             concurrency=job.limits.concurrency,
             policy=RetryPolicy(job.limits.max_attempts, job.limits.backoff_base, job.limits.backoff_max),
-            clock=clock, rng=rng, progress=progress,
+            clock=clock, rng=rng, progress=progress, on_progress=on_progress,
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -398,6 +427,21 @@ def resume(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any
                                           fail_on=fail_on))
 
 
+def job_of_run(run_dir: Path, meta: dict[str, Any] | None = None) -> Job:
+    """The job an earlier run ran: its job file as it is now, or the dict it was given as."""
+    if meta is None:
+        journal = open_run_journal(run_dir)
+        try:
+            meta = journal.meta()
+        finally:
+            journal.close()
+    if meta.get("job_inline"):
+        job = parse_job(meta["job_inline"], Path(meta["job_path"]))
+        job.inline = meta["job_inline"]
+        return job
+    return load_job(meta["job_path"])
+
+
 def open_run_journal(run_dir: Path) -> Journal:
     """The journal of an earlier run, or a JobError (exit 2) saying the directory is not a run."""
     if not (run_dir / "journal.sqlite").is_file():
@@ -407,7 +451,7 @@ def open_run_journal(run_dir: Path) -> Journal:
 
 async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any | None = None,
                        clock: Clock | None = None, progress: bool | None = None,
-                       handle_signals: bool = False, fail_on: str = "invalid") -> RunResult:
+                       handle_signals: bool = False, fail_on: str = "invalid", on_progress: Any = None) -> RunResult:
     """Finish a run that stopped. Rows with an outcome are never sent again; rows that were in
     flight are checked by the platform session before anything is re-sent. The rows are the ones
     the run read (its snapshot), whatever has become of the input file since."""
@@ -416,7 +460,7 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
     try:
         meta = journal.meta()
         refuse_if_handed_over(meta, run_dir)
-        job = load_job(meta["job_path"])
+        job = job_of_run(run_dir, meta)
         lock = job_lock(job.path)
         lock.acquire(run_dir)
         try:
@@ -458,7 +502,7 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
                 try:
                     return await _send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
                                                   clock=clock, progress=progress, handle_signals=handle_signals,
-                                                  resumed=True, fail_on=fail_on)
+                                                  resumed=True, fail_on=fail_on, on_progress=on_progress)
                 except (JobError, RunAborted):
                     raise
                 except Exception as exc:  # the crash barrier, as for a new run
@@ -503,7 +547,7 @@ def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelectio
         frame = journal.frame()
     finally:
         journal.close()
-    job = load_job(meta["job_path"])
+    job = job_of_run(run_dir, meta)
     if job.mode == "sync":  # a retry file lacks everyone else: as a sync input it would "remove" them
         raise JobError(f"{job.path.name} is a sync job: its next `batchrunner run` sends the rows that failed "
                        "again (only succeeded rows count as enrolled); retry is not needed.")
@@ -587,6 +631,8 @@ def validation_summary(prepared: Prepared) -> dict[str, Any]:
         "requests": the_plan.requests, "waves": len(the_plan.waves),
         "estimated_seconds": round(estimate_seconds(prepared), 1), "concurrency": prepared.job.limits.concurrency,
         "budget_per_minute": budget, "notes": list(prepared.loaded.notes), "sent": 0,
+        "banner": (f"{'SANDBOX' if prepared.job.is_sandbox else 'LIVE'} {prepared.job.platform} ({prepared.target}) "
+                   f"· job {prepared.job.name} · input {prepared.loaded.path}"),
         "exit_code": 1 if invalid.height else 0,
     }
 

@@ -43,6 +43,7 @@ class ExportResult:
     cost: float = 0.0
     pages: list[tuple[str, int]] = field(default_factory=list)  # (path, page) of every list page read
     notes: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # the CSV's columns, in order
 
 
 class Reader:
