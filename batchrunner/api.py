@@ -84,12 +84,33 @@ async def arun(job: JobLike, *, input: str | Path | None = None, output_dir: str
     ``handle_signals`` (the CLI's choice) makes SIGINT/SIGTERM/SIGHUP stop the run gracefully."""
     from batchrunner.runner import prepare, run_prepared
 
-    prepared = prepare(load(job, base_dir=base_dir), Path(input) if input is not None else None)
-    if on_start is not None:
-        on_start(_start_info(prepared))
-    return await run_prepared(prepared, output_dir=Path(output_dir) if output_dir else None, dry_run=dry_run,
-                              progress=progress, on_progress=on_progress, handle_signals=handle_signals,
-                              fail_on=fail_on, sandbox_app=sandbox_app)
+    the_job = load(job, base_dir=base_dir)
+
+    async def go() -> Any:
+        prepared = prepare(the_job, Path(input) if input is not None else None)
+        if on_start is not None:
+            on_start(_start_info(prepared))
+        return await run_prepared(prepared, output_dir=Path(output_dir) if output_dir else None, dry_run=dry_run,
+                                  progress=progress, on_progress=on_progress, handle_signals=handle_signals,
+                                  fail_on=fail_on, sandbox_app=sandbox_app)
+
+    return await _notifying(the_job, go)
+
+
+async def _notifying(job: Job, go: Callable[[], Any]) -> Any:
+    """Run ``go`` and tell the job's webhook ([notify]) how it ended, errors included. The webhook's
+    variable is checked first: a notification asked for must not silently never come."""
+    from batchrunner import notify
+    from batchrunner.errors import RunAborted
+
+    notify.webhook_url(job)
+    try:
+        result = await go()
+    except (JobError, RunAborted) as exc:
+        await notify.send(job, exc.exit_code, run_dir=getattr(exc, "run_dir", None), error=str(exc))
+        raise
+    await notify.send(job, result.exit_code, summary=result.summary, run_dir=result.run_dir)
+    return result
 
 
 def run(job: JobLike, **options: Any) -> Any:
@@ -102,11 +123,11 @@ async def aresume(run_dir: str | Path, *, allow_changed_input: bool = False, pro
                   handle_signals: bool = False, sandbox_app: Any | None = None) -> Any:
     """Finish a run that stopped (crash, signal, budget stop, exit 3 or 4). Rows with an outcome are
     never sent again; rows that were in flight are checked with the platform first."""
-    from batchrunner.runner import resume_async
+    from batchrunner.runner import job_of_run, resume_async
 
-    return await resume_async(Path(run_dir), allow_changed_input=allow_changed_input, progress=progress,
-                              on_progress=on_progress, fail_on=fail_on, handle_signals=handle_signals,
-                              sandbox_app=sandbox_app)
+    return await _notifying(job_of_run(Path(run_dir)), lambda: resume_async(
+        Path(run_dir), allow_changed_input=allow_changed_input, progress=progress, on_progress=on_progress,
+        fail_on=fail_on, handle_signals=handle_signals, sandbox_app=sandbox_app))
 
 
 def resume(run_dir: str | Path, **options: Any) -> Any:
@@ -122,10 +143,20 @@ async def aretry(run_dir: str | Path, *, output_dir: str | Path | None = None, i
     that run read them, next to it (or in ``output_dir``). The earlier run is handed over (it can
     no longer be resumed or retried).
     Raises `NothingToRetry` (with its exit code) when no row can be sent again."""
-    from batchrunner.runner import job_of_run, prepare, retry_rows, run_prepared
+    from batchrunner.runner import job_of_run
 
-    selection = retry_rows(Path(run_dir), include_unknown=include_unknown)
-    prepared = prepare(job_of_run(Path(run_dir)), selection.input_path)
+    the_job = job_of_run(Path(run_dir))
+    return await _notifying(the_job, lambda: _retry(the_job, Path(run_dir), output_dir, include_unknown, progress,
+                                                     on_progress, on_start, fail_on, handle_signals, sandbox_app))
+
+
+async def _retry(job: Job, run_dir: Path, output_dir: str | Path | None, include_unknown: bool, progress: bool,
+                 on_progress: ProgressCallback | None, on_start: StartCallback | None, fail_on: str,
+                 handle_signals: bool, sandbox_app: Any | None) -> Any:
+    from batchrunner.runner import prepare, retry_rows, run_prepared
+
+    selection = retry_rows(run_dir, include_unknown=include_unknown)
+    prepared = prepare(job, selection.input_path)
     if selection.unknown:
         prepared.loaded.notes.append(
             f"{selection.unknown} rows with an unknown outcome (UNKNOWN_OUTCOME) are left out; check them on the "

@@ -62,6 +62,18 @@ class SandboxSettings:
 
 
 @dataclass
+class Notify:
+    """``[notify]``: a webhook told when a run ends. The URL is a secret (anyone holding it can post
+    to the channel), so the job names the environment variable that holds it, never the URL."""
+
+    webhook_env: str | None = None
+    on: list[str] = field(default_factory=lambda: ["failed", "stopped"])  # failed | stopped | always
+
+
+NOTIFY_ON = ("failed", "stopped", "always")
+
+
+@dataclass
 class Connection:
     sandbox: bool = False
     instance_url: str | None = None  # Salesforce
@@ -114,6 +126,7 @@ class Job:
     key: list[str] = field(default_factory=list)  # sync: the input column(s) naming a row's person
     remove_missing: bool = False  # sync: remove people who left the list
     inline: dict[str, Any] | None = None  # a job given as a dict (api.load): kept so `resume` can rebuild it
+    notify: Notify = field(default_factory=Notify)
 
     @property
     def is_sandbox(self) -> bool:
@@ -122,7 +135,7 @@ class Job:
 
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
-    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing",
+    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing", "notify",
 )
 
 
@@ -262,6 +275,7 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         mode=mode,
         key=key,
         remove_missing=remove_missing,
+        notify=_notify(raw.get("notify", {})),
     )
     if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
         raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")
@@ -273,6 +287,26 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
     if job.operation is None and job.operation_column is None:
         raise JobError("Give operation = \"...\" (for every row) or columns.operation (a column naming each row's).")
     return job
+
+
+def _notify(table: Any) -> Notify:
+    if not isinstance(table, dict):
+        raise JobError("[notify] must be a table: webhook_env = \"VARIABLE\", on = [\"failed\", \"stopped\"].")
+    for key in table:
+        if key not in ("webhook_env", "on", "webhook_url", "url"):
+            raise JobError(f"Unknown key {key!r} in [notify].{did_you_mean(key, ['webhook_env', 'on'])}")
+    if "webhook_url" in table or "url" in table:  # the value is not echoed: it is a secret
+        raise JobError("[notify] takes the webhook's URL from an environment variable, never from the job file "
+                       "(anyone who reads the file could post to the channel): webhook_env = \"VARIABLE\".")
+    env = table.get("webhook_env")
+    if env is not None and (not isinstance(env, str) or not env):
+        raise JobError("[notify] webhook_env must name an environment variable.")
+    on = table.get("on", ["failed", "stopped"])
+    if isinstance(on, str):
+        on = [on]
+    if not isinstance(on, list) or not all(isinstance(x, str) and x in NOTIFY_ON for x in on):
+        raise JobError(f"[notify] on must be a list of: {', '.join(NOTIFY_ON)}.")
+    return Notify(webhook_env=env, on=list(on))
 
 
 def _mappings(table: Any, base: Path, columns: dict[str, ColumnSpec]) -> dict[str, Mapping]:
