@@ -113,6 +113,8 @@ class Job:
     mode: str = "once"  # "once" | "sync" (sync.py: recurring lists)
     key: list[str] = field(default_factory=list)  # sync: the input column(s) naming a row's person
     remove_missing: bool = False  # sync: remove people who left the list
+    report_bom: bool = False  # results.csv / errors.csv start with a UTF-8 BOM (for Excel; docs/reports.md)
+    report_xlsx: bool = False  # also results.xlsx / errors.xlsx, every cell text (needs the [xlsx] extra)
 
     @property
     def is_sandbox(self) -> bool:
@@ -121,7 +123,7 @@ class Job:
 
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
-    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing",
+    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing", "report_bom", "report_xlsx",
 )
 
 
@@ -238,6 +240,9 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
     remove_missing = raw.get("remove_missing", False)
     if not isinstance(remove_missing, bool):
         raise JobError(f"remove_missing must be true or false, got {remove_missing!r}.")
+    for flag in ("report_bom", "report_xlsx"):
+        if not isinstance(raw.get(flag, False), bool):
+            raise JobError(f"{flag} must be true or false, got a {type(raw[flag]).__name__}.")
     if mode == "sync" and not key:
         raise JobError("mode = \"sync\" needs key = \"COLUMN\": the input column that identifies each row's person.")
     if mode != "sync" and (key or remove_missing):
@@ -261,6 +266,8 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         mode=mode,
         key=key,
         remove_missing=remove_missing,
+        report_bom=raw.get("report_bom", False),
+        report_xlsx=raw.get("report_xlsx", False),
     )
     if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
         raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")
