@@ -42,15 +42,20 @@ figure{margin:8px 0}figcaption{font-weight:600;margin-bottom:4px}
 """
 
 FILTER_JS = """
-document.getElementById('code-filter').addEventListener('change', function () {
-  var v = this.value, shown = 0;
-  document.querySelectorAll('#problems tbody tr').forEach(function (r) {
-    var on = !v || r.getAttribute('data-code') === v; r.style.display = on ? '' : 'none'; if (on) shown++;
-  });
-  document.getElementById('problems-shown').textContent = shown;
-});
+(function () {
+  var select = document.getElementById('code-filter');
+  function apply() {
+    var v = select.value, shown = 0;
+    document.querySelectorAll('#problems tbody tr').forEach(function (r) {
+      var on = !v || r.getAttribute('data-code') === v; r.style.display = on ? '' : 'none'; if (on) shown++;
+    });
+    document.getElementById('problems-shown').textContent = shown;
+  }
+  select.addEventListener('change', apply);
+  var m = /[#&]code=([^&]*)/.exec(location.hash);  // report.html#code=INVALID_ID opens filtered
+  if (m) { select.value = decodeURIComponent(m[1]); apply(); }
+})();
 """
-
 
 def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
