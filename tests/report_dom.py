@@ -8,20 +8,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-SF_JOB = """
-name = "rep"
-platform = "salesforce"
-operation = "assign"
-input = "input.csv"
-output_dir = "runs"
-{extra}
-[columns]
-targetId = "Lead Id"
-salesCadenceNameOrId = {{ value = "Q4 Outbound" }}
-
-[connection]
-sandbox = true
-"""
+from test_messy_input import SF_JOB  # the Salesforce job template (name "messy")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +19,7 @@ def demo_job(tmp_path: Path, extra: str = "", more_rows: str = "") -> Path:
     csv = (REPO / "sample_data" / "salesforce_weekly_leads.csv").read_text(encoding="utf-8")
     (tmp_path / "input.csv").write_text(csv.rstrip("\n") + "\n" + textwrap.dedent(more_rows).lstrip(), encoding="utf-8")
     job = tmp_path / "rep.toml"
-    job.write_text(SF_JOB.format(extra=extra), encoding="utf-8")
+    job.write_text(SF_JOB.format(extra=extra, columns=""), encoding="utf-8")
     return job
 
 
