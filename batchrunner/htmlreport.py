@@ -158,9 +158,9 @@ def _over_time(summary: dict[str, Any], line: Timeline) -> str:
             reference_label="budget")))
         parts.append("</div>")
         if budget:
-            peak = max(line.responses) * 60 / size
-            parts.append(f'<p>Budget: {budget:g} requests per minute (the dashed line, scaled to the interval); '
-                         f'busiest interval ≈ {peak:,.0f} responses per minute.</p>')
+            parts.append(f'<p id="budget">Budget: {budget:g} requests per minute (the dashed line, scaled to the '
+                         f'interval); the busiest clock minute had {line.peak_minute_responses:,} responses with '
+                         'outcomes (look-ups and retried responses also spend budget).</p>')
     usage = summary.get("api_usage")
     if usage and usage.get("limit"):
         used, limit = usage.get("used") or 0, usage["limit"]

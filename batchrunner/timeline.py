@@ -36,6 +36,7 @@ class Timeline:
     labels: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     responses: list[int] = field(default_factory=list)
+    peak_minute_responses: int = 0  # the most responses in one clock minute (Salesloft's budget window)
 
     @property
     def empty(self) -> bool:
@@ -67,11 +68,15 @@ def read_timeline(journal_path: Path) -> Timeline:
         return Timeline()
     parse = [datetime.fromisoformat(s).replace(tzinfo=UTC) for s, _, _ in seconds]
     start = parse[0]
-    size = bucket_size(len(seconds))  # sized by the seconds with activity, not the span
-    count = int((parse[-1] - start).total_seconds() // size) + 1
-    if count > 2 * MAX_BUCKETS:  # a run resumed hours later: the active intervals only, not the gap
-        count = 0
-    line = Timeline(size, start)
+    span = (parse[-1] - start).total_seconds() + 1
+    size = bucket_size(span)
+    count = int((span - 1) // size) + 1
+    if size > 300:  # a run resumed hours later: the intervals with activity only, sized by them, not the gap
+        size, count = bucket_size(len(seconds)), 0
+    minutes: dict[str, int] = {}
+    for second, _, responses in seconds:
+        minutes[second[:16]] = minutes.get(second[:16], 0) + responses
+    line = Timeline(size, start, peak_minute_responses=max(minutes.values()))
     if count:
         line.labels = [_label(start + timedelta(seconds=i * size), size) for i in range(count)]
         line.rows, line.responses = [0] * count, [0] * count

@@ -11,6 +11,7 @@ import polars as pl
 
 from batchrunner.htmlreport import MAX_PROBLEM_ROWS, render_html
 from batchrunner.job import load_job
+from batchrunner.journal import Journal
 from batchrunner.runner import prepare, run_prepared
 from batchrunner.timeline import Timeline, bucket_size, read_timeline
 from conftest import cli
@@ -115,3 +116,24 @@ def test_timeline_from_the_journal(tmp_path: Path) -> None:
     assert sum(line.responses) >= 1  # the validator's invalid rows are not a response
     assert read_timeline(tmp_path / "nothing.sqlite").empty
     assert bucket_size(30) == 1 and bucket_size(3600) == 30 and bucket_size(86400) == 900
+
+
+def _journal_at(path: Path, seconds: list[float]) -> Path:
+    journal = Journal(path)
+    journal.add_rows(len(seconds))
+    for i, t in enumerate(seconds):
+        at = f"2026-11-23T12:{int(t) // 60 % 60:02d}:{int(t) % 60:02d}.000Z".replace("12:", f"{12 + int(t) // 3600:02d}:")
+        journal._event("finish", {"idx": [i], "status": ["succeeded"], "code": [None], "message": [None],
+                                  "attempts": [1], "result": [None], "at": at})
+    journal.close()
+    return path
+
+
+def test_timeline_keeps_the_time_axis_and_skips_long_gaps(tmp_path: Path) -> None:
+    # a slow run (320 s, one response every 20 s): columns span the whole time, empty ones included
+    slow = read_timeline(_journal_at(tmp_path / "slow.sqlite", [20.0 * i for i in range(17)]))
+    assert slow.bucket_seconds == 5 and len(slow.labels) == 65 and sum(slow.responses) == 17
+    assert slow.responses.count(0) == 65 - 17 and slow.peak_minute_responses == 3
+    # resumed 10 hours later: the seconds with activity, not 10 hours of empty columns
+    gap = read_timeline(_journal_at(tmp_path / "gap.sqlite", [0, 1, 2, 36000, 36001]))
+    assert gap.labels == ["12:00:00", "12:00:01", "12:00:02", "22:00:00", "22:00:01"] and gap.responses == [1] * 5
