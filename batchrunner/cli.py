@@ -127,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         kind.add_argument("--url", help="base_url (Salesloft) or instance_url (Salesforce), e.g. a `batchrunner "
                           "sandbox` at http://127.0.0.1:8765 (with --sandbox: its tokens)")
 
+    rns = sub.add_parser("runs", help="list the runs in an output directory, newest first",
+                         description="List the run directories under OUTPUT_DIR (default ./runs), newest first: job, "
+                         "start, duration, kind (run / dry run / resume / retry), counts, exit code, whether it can be "
+                         "resumed, and the retry run it was handed to. Reads summary.json and the journal.")
+    rns.add_argument("output_dir", nargs="?", type=Path, default=Path("runs"))
+    rns.add_argument("--json", action="store_true", help="print the runs as a JSON list")
+
     sbx = sub.add_parser("sandbox", help="serve the emulator of both APIs over HTTP",
                          description="Serve the sandbox (an emulator of the Salesforce actions and Salesloft APIs) "
                          "on a real port. Point a job at it with [connection] sandbox = true and instance_url "
@@ -207,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     commands = {"run": _run, "resume": _resume, "retry": _retry, "validate": _validate, "operations": _operations,
-                "sandbox": _sandbox, "export": _export, "check": _check}
+                "sandbox": _sandbox, "export": _export, "check": _check, "runs": _runs}
     if args.command not in commands:
         parser.print_help()
         return 2
@@ -243,22 +250,9 @@ def _announce(args: argparse.Namespace):  # noqa: ANN202
 
 def _finish(result, args: argparse.Namespace | None = None) -> int:
     out = _out(args) if args is not None else sys.stdout
-    counts = result.summary["counts"]
-    print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no rows", file=out)
-    if sync := result.summary.get("sync"):  # mode = "sync" (sync.py)
-        removals = sync.get("removals") or {}
-        done = ", ".join(f"{n} {s}" for s, n in (removals.get("counts") or {}).items() if n)
-        print(f"sync: {sync['added']} added, {sync['changed']} changed, {sync['unchanged']} unchanged, "
-              f"{sync['left_the_list']} left the list"
-              + (f"; removals: {done} ({removals['report']})" if removals.get("sent") else
-                 f"; removals not sent: {removals['why']}" if removals else ""), file=out)
-    stop = result.summary.get("stopped")
-    if stop and stop["code"] != "DRY_RUN":
-        print(f"stopped early: {stop['code']}: {stop['message']}", file=out)
-    print(f"report: {result.run_dir / 'results.csv'}", file=out)
-    print(f"run directory: {result.run_dir}", file=out)
-    if result.exit_code in (3, 4):
-        print(f"continue with: batchrunner resume {result.run_dir}", file=out)
+    from batchrunner.endscreen import render, use_colour
+
+    print(render(result.summary, result.run_dir, colour=use_colour(out)), file=out)
     deleted = []
     if args is not None and getattr(args, "keep_runs", None):
         from batchrunner.retention import prune
@@ -343,6 +337,14 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict()))
     return 0 if result.ok else 1
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from batchrunner.runs import format_runs, list_runs
+
+    runs = list_runs(args.output_dir)
+    print(json.dumps(runs, indent=2) if args.json else format_runs(runs))
+    return 0
 
 
 def _operations(args: argparse.Namespace) -> int:

@@ -127,6 +127,8 @@ class Job:
     remove_missing: bool = False  # sync: remove people who left the list
     inline: dict[str, Any] | None = None  # a job given as a dict (api.load): kept so `resume` can rebuild it
     notify: Notify = field(default_factory=Notify)
+    report_bom: bool = False  # results.csv / errors.csv start with a UTF-8 BOM (for Excel; docs/reports.md)
+    report_xlsx: bool = False  # also results.xlsx / errors.xlsx, every cell text (needs the [xlsx] extra)
 
     @property
     def is_sandbox(self) -> bool:
@@ -135,7 +137,8 @@ class Job:
 
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
-    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing", "notify",
+    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing", "notify", "report_bom",
+    "report_xlsx",
 )
 
 
@@ -252,6 +255,9 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
     remove_missing = raw.get("remove_missing", False)
     if not isinstance(remove_missing, bool):
         raise JobError(f"remove_missing must be true or false, got {remove_missing!r}.")
+    for flag in ("report_bom", "report_xlsx"):
+        if not isinstance(raw.get(flag, False), bool):
+            raise JobError(f"{flag} must be true or false, got a {type(raw[flag]).__name__}.")
     if mode == "sync" and not key:
         raise JobError("mode = \"sync\" needs key = \"COLUMN\": the input column that identifies each row's person.")
     if mode != "sync" and (key or remove_missing):
@@ -276,6 +282,8 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         key=key,
         remove_missing=remove_missing,
         notify=_notify(raw.get("notify", {})),
+        report_bom=raw.get("report_bom", False),
+        report_xlsx=raw.get("report_xlsx", False),
     )
     if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
         raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")

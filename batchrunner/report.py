@@ -9,7 +9,10 @@ temporary name and renamed, so a crash never leaves a half-written report that l
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,15 @@ def atomic_write(path: Path, write: Any) -> None:
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Optional report formats (job keys ``report_bom`` and ``report_xlsx``); the CSV contract is
+    unchanged by default."""
+
+    bom: bool = False  # results.csv and errors.csv start with a UTF-8 BOM (Excel then reads UTF-8)
+    xlsx: bool = False  # results.xlsx and errors.xlsx as well, every cell text (excel.py)
 
 
 def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,
@@ -67,26 +79,49 @@ def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series
 
 def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,
                   summary: dict[str, Any], stop: tuple[str, str] | None = None, *,
-                  resumable: bool = True) -> dict[str, Any]:
-    """Write the three reports; return the summary with counts filled in. ``rows`` is
+                  resumable: bool = True, options: ReportOptions | None = None) -> dict[str, Any]:
+    """Write the reports; return the summary with counts filled in. ``rows`` is
     `Journal.frame()`, ``operations`` each row's operation (as validated). A dry run's valid rows
     are not in errors.csv: nothing is wrong with them."""
+    options = options or ReportOptions()
     results = results_frame(frame, rows, operations, stop, run_dir if stop and resumable else None)
-    atomic_write(run_dir / "results.csv", lambda p: results.write_csv(p))
+    atomic_write(run_dir / "results.csv", lambda p: results.write_csv(p, include_bom=options.bom))
     errors = results.filter(pl.col("_status").is_in([s.value for s in RERUNNABLE]) & (pl.col("_error_code") != DRY_RUN))
-    atomic_write(run_dir / "errors.csv", lambda p: errors.write_csv(p))
+    atomic_write(run_dir / "errors.csv", lambda p: errors.write_csv(p, include_bom=options.bom))
     counts = {s.value: 0 for s in Status}
     for status, n in results.group_by("_status").len().iter_rows():
         counts[status] = n
-    codes = {
-        code: n
-        for code, n in results.filter(pl.col("_error_code").is_not_null()).group_by("_error_code").len()
-        .sort("len", descending=True).iter_rows()
-    }
-    summary = {**summary, "rows": results.height, "counts": counts, "error_codes": codes}
+    by_code = (results.filter(pl.col("_error_code").is_not_null())
+               .group_by("_error_code").agg(pl.len(), pl.col("_error_message").drop_nulls().first())
+               .sort(["len", "_error_code"], descending=[True, False]))
+    codes = dict(zip(by_code["_error_code"], by_code["len"]))
+    messages = {c: m for c, m in zip(by_code["_error_code"], by_code["_error_message"]) if m is not None}
+    summary = {**summary, "rows": results.height, "counts": counts, "error_codes": codes, "error_messages": messages}
     text = json.dumps(summary, indent=2, default=str) + "\n"
     atomic_write(run_dir / "summary.json", lambda p: p.write_text(text, encoding="utf-8"))
+    if options.xlsx:
+        from batchrunner.excel import write_xlsx
+
+        atomic_write(run_dir / "results.xlsx", lambda p: write_xlsx(p, results, "results"))
+        atomic_write(run_dir / "errors.xlsx", lambda p: write_xlsx(p, errors, "errors"))
+    write_html_report(run_dir, results, summary)
     return summary
+
+
+def write_html_report(run_dir: Path, results: pl.DataFrame, summary: dict[str, Any]) -> None:
+    """report.html, last: the CSVs and summary.json are the contract, so a failure here is logged
+    (run.log) and does not fail the run."""
+    from batchrunner.htmlreport import render_html
+
+    log = logging.getLogger("batchrunner.report")
+    started = time.monotonic()
+    try:
+        page = render_html(run_dir, results, summary)
+        atomic_write(run_dir / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - the page is a view; the reports it shows are already written
+        log.exception("report.html could not be written")
+        return
+    log.info("report.html written in %.2f s", time.monotonic() - started)
 
 
 def exit_code_for(counts: dict[str, int], stopped: bool) -> int:

@@ -36,7 +36,7 @@ from batchrunner.outcome import Status
 from batchrunner.plan import Plan, plan
 from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
-from batchrunner.report import exit_code_for, write_reports
+from batchrunner.report import ReportOptions, exit_code_for, write_reports
 from batchrunner.rows import FrameRows
 from batchrunner.source import LoadedInput, file_sha256, load_input
 from batchrunner.validate import CODE, IDX, MESSAGE, OP, check_job, validate
@@ -323,6 +323,7 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
         "transport_errors": stats.transport_errors, "batch_splits": stats.splits,
         "http_statuses": {str(k): v for k, v in sorted(stats.status_counts.items())},
         "rate_limit_wait_seconds": round(stats.rate_wait, 3), "api_usage": stats.api_usage,
+        "budget_per_minute": prepared.platform.budget_per_minute(job),
         "stopped": None if stats.stopped is None else {"code": stats.stopped[0], "message": stats.stopped[1]},
         "started_at": started_at, "finished_at": utc_now(),
         "duration_seconds": round(time.monotonic() - started, 3), "batchrunner_version": __version__,
@@ -340,7 +341,7 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
     summary["exit_code"] = code
     summary["dry_run"] = dry_run
     summary = write_reports(run_dir, loaded.frame, rows, prepared.validated[OP], summary, stats.stopped,
-                            resumable=not dry_run)
+                            resumable=not dry_run, options=ReportOptions(bom=job.report_bom, xlsx=job.report_xlsx))
     logging.getLogger("batchrunner.run").info(
         "run finished: %s; exit %s", ", ".join(f"{n} {k}" for k, n in summary.get("counts", {}).items() if n)
         or "no rows", code)

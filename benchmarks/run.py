@@ -13,6 +13,9 @@ local work cheap? Not part of the test suite; results are ratios measured in one
    zero-latency Salesforce sandbox: rows per second and the runner's peak RSS (in a subprocess).
    Twice: the sandbox served by a second process on 127.0.0.1 (as a platform is: the runner's own
    cost, the goal's measure), and in-process (the emulator's work added to the runner's).
+5. report.html for a 1,000,000-row run: the time to read the journal's timeline, render the page
+   and write it, and the page's size; from a journal shaped like a Salesforce run (5,000 finish
+   events of 200 rows) and like a Salesloft run (1,000,000 events of one row), over 20 minutes.
 
 The Salesloft scenarios shrink the budget window from 60 s to WINDOW seconds (the budget per
 window shrinks with it, so the rate is the real 600/min-class rate) to measure many windows in a
@@ -212,6 +215,52 @@ def local_overhead(rows: int = 1_000_000, served: bool = False) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def report_html(rows: int = 1_000_000, per_event: int = 200) -> dict:
+    """Scenario 5: a journal of ``rows`` outcomes in events of ``per_event`` rows, then
+    report.write_html_report timed alone (the CSVs are not part of it)."""
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
+    from batchrunner.journal import Journal
+    from batchrunner.report import results_frame, write_html_report
+
+    statuses = ["succeeded"] * 90 + ["failed"] * 4 + ["invalid"] * 5 + ["skipped"]
+    codes = {"failed": ["UNABLE_TO_LOCK_ROW", "INVALID_CROSS_REFERENCE_KEY", "INVALID_INPUT"],
+             "invalid": ["INVALID_ID", "REQUIRED_FIELD_MISSING"], "skipped": ["DUPLICATE_ROW"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        journal = Journal(run_dir / "journal.sqlite")
+        journal.add_rows(rows)
+        start = datetime(2026, 11, 23, 12, tzinfo=UTC)
+        events = rows // per_event
+        journal.db.execute("BEGIN")
+        for e in range(events):
+            idx = list(range(e * per_event, (e + 1) * per_event))
+            status = [statuses[i % len(statuses)] for i in idx]
+            code = [None if s == "succeeded" else codes[s][i % len(codes[s])] for s, i in zip(status, idx)]
+            at = (start + timedelta(seconds=1200 * e / events)).isoformat(timespec="milliseconds")
+            journal._event("finish", {"idx": idx, "status": status, "code": code,
+                                      "message": [c and f"<{c}> for row {i}" for c, i in zip(code, idx)],
+                                      "attempts": [1] * per_event, "result": [None] * per_event,
+                                      "at": at.replace("+00:00", "Z")})
+        journal.db.execute("COMMIT")
+        frame = journal.frame()
+        journal.close()
+        source = pl.DataFrame({"Lead Id": pl.int_range(rows, eager=True).cast(pl.String)})
+        results = results_frame(source, frame, pl.Series(["assign"] * rows), None)
+        counts = dict(results.group_by("_status").len().iter_rows())
+        by_code = dict(results.filter(pl.col("_error_code").is_not_null()).group_by("_error_code").len().iter_rows())
+        summary = {"job": "bench", "platform": "salesforce", "rows": rows, "counts": counts, "error_codes": by_code,
+                   "exit_code": 1, "requests_sent": events, "budget_per_minute": None if per_event > 1 else 600}
+        began = time.monotonic()
+        write_html_report(run_dir, results, summary)
+        seconds = time.monotonic() - began
+        size = (run_dir / "report.html").stat().st_size
+    return {"rows": rows, "journal finish events": events, "seconds": round(seconds, 2),
+            "report.html KB": round(size / 1024, 1)}
+
+
 def table(title: str, results: list[dict]) -> None:
     print(f"\n## {title}")
     keys = list(dict.fromkeys(k for r in results for k in r))
@@ -237,10 +286,13 @@ def main(selected: set[str]) -> None:
     if "4" in selected:
         table("4. Local overhead (1,000,000 rows, zero-latency Salesforce sandbox)",
               [local_overhead(served=True), local_overhead(served=False)])
+    if "5" in selected:
+        table("5. report.html for 1,000,000 rows (timeline from the journal + render + write)",
+              [report_html(per_event=200), report_html(per_event=1)])
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         local_overhead_child(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     else:
-        main(set(sys.argv[1:]) or {"1", "2", "3", "4"})
+        main(set(sys.argv[1:]) or {"1", "2", "3", "4", "5"})

@@ -175,7 +175,7 @@ def test_env_token_refused_stops_with_exit_3(server: str, tmp_path: Path) -> Non
     assert done.returncode == 3, done.stderr
     assert "AUTH_LOST" in done.stdout and "INVALID_SESSION_ID" in done.stdout
     assert done.stdout.splitlines()[0].startswith(f"LIVE salesforce ({server})")
-    results = done.stdout.split("report: ")[1].splitlines()[0]
+    results = next(l.strip() for l in done.stdout.splitlines() if l.strip().endswith("results.csv"))
     with open(results, newline="", encoding="utf-8") as f:
         assert "not_attempted" in {r["_status"] for r in csv.DictReader(f)}
 

@@ -29,8 +29,7 @@ def _copy_job(tmp_path: Path, job: str, csv_name: str, url_key: str, url: str) -
 
 
 def _results(stdout: str) -> tuple[Path, list[dict[str, str]]]:
-    line = next(l for l in stdout.splitlines() if l.startswith("report: "))
-    path = Path(line.removeprefix("report: ").strip())
+    path = Path(next(l.strip() for l in stdout.splitlines() if l.strip().endswith("results.csv")))
     with path.open(newline="", encoding="utf-8") as f:
         return path, list(csv.DictReader(f))
 

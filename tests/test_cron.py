@@ -154,4 +154,4 @@ def test_no_prompt_without_a_terminal(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "batchrunner", "run", "jobs/weekly.toml", "--no-progress"], cwd=root,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert done.returncode == 1 and "report: " in done.stdout
+    assert done.returncode == 1 and "report.html" in done.stdout
