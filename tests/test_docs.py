@@ -63,18 +63,36 @@ def _scanned_files() -> list[Path]:
     return files
 
 
-def test_LEAD_REPOINTS_no_file_refers_to_design_md_api_facts_md_or_shared() -> None:
-    """Expected to FAIL until the code comments citing API-FACTS.md / DESIGN.md / ../shared are re-pointed
-    to docs/platforms.md or the public source (the lead's merge step). The docs themselves are clean."""
+def _lines_matching(matches, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    """``path:line: text`` of every scanned line ``matches`` accepts (this file excepted)."""
     this = Path(__file__).resolve()
     hits = []
     for path in _scanned_files():
-        if path == this:
+        if path == this or (suffixes is not None and path.suffix not in suffixes):
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if any(name in line for name in OUTSIDE_THE_REPO):
-                hits.append(f"{path.relative_to(REPO)}:{number}")
+            if matches(line):
+                hits.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:100]}")
+    return hits
+
+
+def test_LEAD_REPOINTS_no_file_refers_to_design_md_api_facts_md_or_shared() -> None:
+    """Expected to FAIL until the code comments citing API-FACTS(.md) / DESIGN.md / ../shared are
+    re-pointed to docs/platforms.md or the public source (the lead's merge step). The docs
+    themselves are clean (next test)."""
+    hits = _lines_matching(lambda line: any(name in line for name in OUTSIDE_THE_REPO))
     assert not hits, f"{len(hits)} lines refer to files outside the repository:\n" + "\n".join(hits)
+
+
+MOVED_README_SECTIONS = re.compile(r"README's|README \"|README, \"")
+
+
+def test_LEAD_REPOINTS_no_code_sends_readers_to_readme_sections_that_moved() -> None:
+    """Expected to FAIL until the lead re-points batchrunner/cli.py's help texts ("see the README's
+    sandbox section", "the README's [sandbox] reference") to docs/sandbox.md: the README no longer
+    holds the reference; docs/ does."""
+    hits = _lines_matching(MOVED_README_SECTIONS.search, (".py", ".toml"))
+    assert not hits, "\n".join(hits)
 
 
 def test_the_docs_themselves_refer_to_nothing_outside_the_repo() -> None:
