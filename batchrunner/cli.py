@@ -141,13 +141,13 @@ def _parser() -> argparse.ArgumentParser:
                          "'sandbox-token', Salesloft 'sandbox-key'. State lives as long as the server. It also serves the "
                          "OAuth token endpoints (Salesforce /services/oauth2/token, Salesloft /oauth/token) for one "
                          "client, id 'sandbox-client-id', secret 'sandbox-client-secret', refresh token "
-                         "'sandbox-refresh-token' (see the README's sandbox section).")
+                         "'sandbox-refresh-token' (see docs/sandbox.md).")
     sbx.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     sbx.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     sbx.add_argument("--job", type=Path, help="take budgets and fault injection from this job's [sandbox] table")
     sbx.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="one [sandbox] setting, e.g. --set error_rate=0.05 --set budget_per_minute=600 "
-                     "(see the README's [sandbox] reference); repeatable, applied after --job")
+                     "(every setting: docs/sandbox.md); repeatable, applied after --job")
     return parser
 
 
