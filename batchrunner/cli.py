@@ -389,7 +389,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        import uvicorn
+    except ImportError:
+        raise JobError("`batchrunner sandbox` serves with uvicorn, which is not installed: "
+                       "pip install 'batchrunner[serve]' (the demo jobs need no server: they use the sandbox "
+                       "in-process)") from None
 
     from batchrunner.job import SandboxSettings, load_job, sandbox_settings
     from batchrunner.sandbox.factory import build_sandbox

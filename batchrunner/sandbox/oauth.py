@@ -146,8 +146,10 @@ class OAuthServer:
 
     def _jwt(self, assertion: str, request: SandboxRequest, bad: Callable[[str, str], SandboxResponse]
              ) -> SandboxResponse:
-        import jwt  # PyJWT
-
+        try:
+            import jwt  # PyJWT (the [jwt] extra)
+        except ImportError:
+            return bad("invalid_grant", "this sandbox cannot check JWT assertions: pip install 'batchrunner[jwt]'")
         if not self.jwt_public_key:
             return bad("invalid_grant", "no certificate is configured for this client (sandbox: jwt_public_key_file)")
         own = f"http://{request.headers.get('host', '127.0.0.1')}"

@@ -85,6 +85,14 @@ class JwtBearer(TokenProvider):
     def __init__(self, login_url: str, client_id: str, username: str, private_key: str, **kw: Any) -> None:
         super().__init__(**kw)
         self.login_url, self.client_id, self.username, self._key = login_url, client_id, username, private_key
+        try:  # the signing stack is an extra (18 MB): say how to get it before anything is read or sent
+            import jwt  # noqa: F401 - PyJWT
+            import cryptography  # noqa: F401
+        except ImportError:
+            from batchrunner.errors import JobError
+
+            raise JobError("method = \"jwt\" signs with PyJWT and cryptography, which are not installed: "
+                           "pip install 'batchrunner[jwt]'") from None
 
     def assertion(self) -> str:
         import jwt  # PyJWT
