@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and plan, write the reports, send nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when stderr "
                      "is not a terminal)")
+    run.add_argument("--allow-mass-removal", action="store_true", help="sync jobs: send the removals even when "
+                     "they exceed max_removals (docs/sync.md)")
     _cron_options(run)
 
     val = sub.add_parser("validate", help="check the job and every row and print the plan; sends nothing",
@@ -192,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=_out(args))
     result = anyio.run(lambda: run_prepared(prepared, output_dir=args.output_dir, dry_run=args.dry_run,
                                             progress=False if args.no_progress else None, handle_signals=True,
-                                            fail_on=args.fail_on))
+                                            fail_on=args.fail_on, allow_mass_removal=args.allow_mass_removal))
     return _finish(result, args)
 
 
@@ -281,6 +283,10 @@ def _validate(args: argparse.Namespace) -> int:
           f"estimated duration ≈ {seconds:.0f} s at concurrency {prepared.job.limits.concurrency}"
           + (f" and {prepared.platform.budget_per_minute(prepared.job):.0f}/min"
              if prepared.platform.budget_per_minute(prepared.job) else ""))
+    from batchrunner.constants import validate_note
+
+    if note := validate_note(prepared.job):  # looked up by check / run (constants.py)
+        print(note)
     print("nothing was sent")
     return 1 if invalid.height else 0
 

@@ -113,6 +113,7 @@ class Job:
     mode: str = "once"  # "once" | "sync" (sync.py: recurring lists)
     key: list[str] = field(default_factory=list)  # sync: the input column(s) naming a row's person
     remove_missing: bool = False  # sync: remove people who left the list
+    max_removals: int | str | None = None  # sync: removal guard, a count or "N%" (sync.parse_max_removals)
 
     @property
     def is_sandbox(self) -> bool:
@@ -122,6 +123,7 @@ class Job:
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
     "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing",
+    "max_removals",
 )
 
 
@@ -242,6 +244,13 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         raise JobError("mode = \"sync\" needs key = \"COLUMN\": the input column that identifies each row's person.")
     if mode != "sync" and (key or remove_missing):
         raise JobError("key and remove_missing only apply to mode = \"sync\".")
+    max_removals = raw.get("max_removals")
+    if max_removals is not None:  # the removal guard (sync.py); exit 2 on a value it cannot read
+        from batchrunner.sync import parse_max_removals
+
+        if mode != "sync":
+            raise JobError("max_removals only applies to mode = \"sync\".")
+        parse_max_removals(max_removals)
     job = Job(
         path=path.resolve(),
         name=text("name") or path.stem,
@@ -261,6 +270,7 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         mode=mode,
         key=key,
         remove_missing=remove_missing,
+        max_removals=max_removals,
     )
     if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
         raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")

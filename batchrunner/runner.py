@@ -144,10 +144,17 @@ async def run_prepared(
     progress: bool | None = None,
     handle_signals: bool = False,
     fail_on: str = "invalid",
+    allow_mass_removal: bool = False,
 ) -> RunResult:
     """Start a new run of a prepared job: a run directory, a journal holding every row, then send."""
     job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
     out = Path(output_dir) if output_dir else job.output_dir
+    if not dry_run:  # exit 2 before the run directory: a constant naming no cadence/user, a mass removal
+        from batchrunner import constants, sync
+
+        sync.guard(prepared.sync, allow_mass_removal)
+        if prepared.plan.requests:
+            await constants.verify_constants(job, sandbox_app)
     lock = lock_for(out, job.name)
     run_dir = new_run_dir(out, job.name)
     try:
@@ -169,7 +176,7 @@ async def run_prepared(
             from batchrunner import sync
 
             sandbox_app = sync.shared_app(job, sandbox_app)
-            prepared = sync.start(prepared, out, run_dir, journal, dry_run)
+            prepared = sync.start(prepared, out, run_dir, journal, dry_run, allow_mass_removal)
         invalid = prepared.invalid
         journal.finish_columns(invalid[IDX].to_list(), [Status.INVALID.value] * invalid.height,
                                invalid[CODE].to_list(), invalid[MESSAGE].to_list())
