@@ -46,10 +46,11 @@ def named_constants(job: Job) -> dict[str, str]:
     return {name: spec.value for name, spec in job.columns.items() if spec.value is not None and name in named}
 
 
-def suggest(value: str, candidates: list[str]) -> str:
-    """`` Did you mean 'X'?`` (and the full list when it is short): what a person needs to fix it."""
+def suggest(value: str, candidates: list[str], *, listing: bool = True) -> str:
+    """`` Did you mean 'X'?`` (and the full list when it is short and ``listing``): what a person
+    needs to fix it. Users' emails are not listed: only the close ones are named."""
     hint = did_you_mean(value, candidates)
-    if len(candidates) > MAX_LISTED:
+    if len(candidates) > MAX_LISTED or not listing:
         hint = hint.split(" Valid:")[0]
     return hint
 

@@ -58,7 +58,7 @@ def _verdict(name: str, value: str, records: list[dict[str, Any]]) -> ConstantCh
         found = [r for r in records if str(r.get(attribute)) == value]
     if not found:
         known = sorted({str(r.get(attribute)) for r in records if r.get(attribute) is not None})
-        hint = suggest(value, known) if attribute != "id" else ""
+        hint = suggest(value, known, listing=noun == "cadence") if attribute != "id" else ""
         return ConstantCheck(name, value, False, f"no {noun} with this {attribute} visible to this API key.{hint}")
     if len(found) > 1:
         ids = ", ".join(str(r.get("id")) for r in found)
