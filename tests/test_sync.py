@@ -264,18 +264,25 @@ def test_rows_repeating_a_key_are_pointed_out(tmp_path, write_job) -> None:
     assert any("repeat the key" in line for line in prepared.sync.describe())
 
 
-def test_sync_from_the_command_line_against_a_served_sandbox(tmp_path) -> None:
-    """The way sync is meant to be tried: a served sandbox keeps its state between runs."""
+SERVED_EMAILS = [p["email_address"] for p in TEAM["people"] if 70030 <= p["id"] <= 70040]
+
+
+def served_sync_job(tmp_path: Path, url: str) -> list[str]:
+    """The sync job pointed at a served sandbox, its input the first 8 of SERVED_EMAILS."""
     import textwrap
 
+    text = textwrap.dedent(job_text(True)).replace("sandbox = true", f"sandbox = true\nbase_url = \"{url}\"")
+    (tmp_path / "job.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "input.csv").write_text("Email\n" + "\n".join(SERVED_EMAILS[:8]) + "\n", encoding="utf-8")
+    return SERVED_EMAILS
+
+
+def test_sync_from_the_command_line_against_a_served_sandbox(tmp_path) -> None:
+    """The way sync is meant to be tried: a served sandbox keeps its state between runs."""
     from conftest import cli, sandbox_server
 
-    team = load_seed("salesloft_team.json")
-    emails = [p["email_address"] for p in team["people"] if 70030 <= p["id"] <= 70040]
-    text = textwrap.dedent(job_text(True)).replace("sandbox = true", "sandbox = true\nbase_url = \"{url}\"")
     with sandbox_server() as url:
-        (tmp_path / "job.toml").write_text(text.replace("{url}", url), encoding="utf-8")
-        (tmp_path / "input.csv").write_text("Email\n" + "\n".join(emails[:8]) + "\n", encoding="utf-8")
+        emails = served_sync_job(tmp_path, url)
         first = cli("run", "job.toml", "--no-progress", cwd=tmp_path)
         assert first.returncode == 0, first.stderr
         assert "sync: 8 added, 0 changed, 0 unchanged, 0 left the list" in first.stdout
@@ -394,16 +401,10 @@ async def test_max_removals_share_in_the_job_lets_a_big_removal_through(tmp_path
 
 
 def test_allow_mass_removal_from_the_command_line(tmp_path) -> None:
-    import textwrap
-
     from conftest import cli, sandbox_server
 
-    team_seed = load_seed("salesloft_team.json")
-    emails = [p["email_address"] for p in team_seed["people"] if 70030 <= p["id"] <= 70040]
-    text = textwrap.dedent(job_text(True)).replace("sandbox = true", "sandbox = true\nbase_url = \"{url}\"")
     with sandbox_server() as url:
-        (tmp_path / "job.toml").write_text(text.replace("{url}", url), encoding="utf-8")
-        (tmp_path / "input.csv").write_text("Email\n" + "\n".join(emails[:8]) + "\n", encoding="utf-8")
+        emails = served_sync_job(tmp_path, url)
         assert cli("run", "job.toml", "--no-progress", cwd=tmp_path).returncode == 0
         (tmp_path / "input.csv").write_text("Email\n" + emails[0] + "\n", encoding="utf-8")  # 7 would go; 5 allowed
         shown = cli("validate", "job.toml", cwd=tmp_path)
