@@ -63,13 +63,17 @@ async def check_constants(job: Job, client: Any) -> list[ConstantCheck]:
     return await _module(job.platform).resolve(job, client, constants)
 
 
-async def verify_constants(job: Job, sandbox_app: Any | None = None) -> list[ConstantCheck]:
+async def verify_constants(job: Job, sandbox_app: Any | None = None) -> Any | None:
     """For ``run``: raise ``JobError`` (exit 2) naming every constant that names nothing on the
     platform, before anything is sent. When the look-up cannot be made (credentials refused, the
     platform unreachable) the run goes on and reports that itself: only a definite "no such
-    record" stops it here."""
+    record" stops it here.
+
+    Returns the session it opened, still open, for the run to send with (one sign-in per run, not
+    two: token endpoints count too); the caller closes it. None when there was nothing to look up
+    or no session could be opened."""
     if not named_constants(job):
-        return []
+        return None
     from batchrunner.platforms import get_platform
     from batchrunner.runner import _client_factory
 
@@ -79,20 +83,21 @@ async def verify_constants(job: Job, sandbox_app: Any | None = None) -> list[Con
         session = await platform.open_session(job, _client_factory(job, sandbox_app))
     except (AuthError, JobError) as exc:
         log.warning("constants not checked: %s", secrets.redact(exc))
-        return []
+        return None
     try:
         checks = await check_constants(job, session.client)
-    finally:
+        for item in checks:
+            if item.ok is None:
+                log.warning("constant not checked: %s", secrets.redact(item.line()))
+        wrong = [c for c in checks if c.ok is False]
+        if wrong:
+            lines = "\n".join(f"  {c.line()}" for c in wrong)
+            raise JobError(f"{len(wrong)} constant(s) of {job.path.name} name nothing usable on {job.platform}; "
+                           f"every row would fail. Nothing was sent.\n{lines}")
+    except BaseException:
         await session.aclose()
-    for item in checks:
-        if item.ok is None:
-            log.warning("constant not checked: %s", secrets.redact(item.line()))
-    wrong = [c for c in checks if c.ok is False]
-    if wrong:
-        lines = "\n".join(f"  {c.line()}" for c in wrong)
-        raise JobError(f"{len(wrong)} constant(s) of {job.path.name} name nothing usable on {job.platform}; every "
-                       f"row would fail. Nothing was sent.\n{lines}")
-    return checks
+        raise
+    return session
 
 
 def validate_note(job: Job) -> str | None:

@@ -13,7 +13,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ class Prepared:
     plan: Plan
     target: str  # what it will talk to, for the first line of output
     sync: Any = None  # mode = "sync": the sync.SyncDiff against the last runs
+    session: Any = None  # a platform session already open (constants.verify_constants); its opener closes it
 
     @property
     def invalid(self) -> pl.DataFrame:
@@ -149,18 +150,24 @@ async def run_prepared(
     """Start a new run of a prepared job: a run directory, a journal holding every row, then send."""
     job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
     out = Path(output_dir) if output_dir else job.output_dir
-    if not dry_run:  # exit 2 before the run directory: a constant naming no cadence/user, a mass removal
+    if not dry_run:  # exit 2 before the run directory: a mass removal, a constant naming nothing (sync.py, constants.py)
         from batchrunner import constants, sync
 
         sync.guard(prepared.sync, allow_mass_removal)
-        if prepared.plan.requests:
-            await constants.verify_constants(job, sandbox_app)
+        sandbox_app = sync.shared_app(job, sandbox_app) if job.mode == "sync" else sandbox_app
+        if prepared.plan.requests:  # the session that looked them up is the run's (one sign-in); closed below
+            prepared = replace(prepared, session=await constants.verify_constants(job, sandbox_app))
     lock = lock_for(out, job.name)
-    run_dir = new_run_dir(out, job.name)
     try:
-        lock.acquire(run_dir)
+        run_dir = new_run_dir(out, job.name)
+        try:
+            lock.acquire(run_dir)
+        except BaseException:
+            run_dir.rmdir()
+            raise
     except BaseException:
-        run_dir.rmdir()
+        if prepared.session is not None:
+            await prepared.session.aclose()
         raise
     journal = Journal(run_dir / "journal.sqlite")
     log_scope = runlog.run_log(run_dir)
@@ -189,6 +196,8 @@ async def run_prepared(
                                        clock=clock, rng=rng, progress=progress)
         return result
     finally:
+        if prepared.session is not None:
+            await prepared.session.aclose()
         log_scope.__exit__(None, None, None)
         journal.close()
         lock.release()
@@ -244,10 +253,12 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
                    clock: Clock | None, rng: random.Random | None, progress: bool | None,
                    handle_signals: bool) -> ExecStats:
     job = prepared.job
-    try:
-        session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
-    except (AuthError, JobError) as exc:  # credentials refused: nothing was sent; resumable (exit 3)
-        return ExecStats(stopped=("AUTH_FAILED", secrets.redact(exc)))
+    session = prepared.session  # already open (run_prepared looked up the constants with it), else opened here
+    if session is None:
+        try:
+            session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
+        except (AuthError, JobError) as exc:  # credentials refused: nothing was sent; resumable (exit 3)
+            return ExecStats(stopped=("AUTH_FAILED", secrets.redact(exc)))
     prepared.target = getattr(session, "target", None) or prepared.target
     try:
         limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
@@ -270,7 +281,8 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
             stats.api_usage = {"used": limiter.api_used, "limit": limiter.api_limit}
         return stats
     finally:
-        await session.aclose()
+        if prepared.session is None:
+            await session.aclose()
 
 
 GRACE_SECONDS = 30.0  # how long a stop waits for requests already in flight
