@@ -76,12 +76,13 @@ def _start_info(prepared: Any) -> StartInfo:
 async def arun(job: JobLike, *, input: str | Path | None = None, output_dir: str | Path | None = None,  # noqa: A002
                dry_run: bool = False, progress: bool = False, on_progress: ProgressCallback | None = None,
                on_start: StartCallback | None = None, fail_on: str = "invalid", base_dir: str | Path | None = None,
-               handle_signals: bool = False, sandbox_app: Any | None = None) -> Any:
+               handle_signals: bool = False, sandbox_app: Any | None = None, allow_mass_removal: bool = False) -> Any:
     """Run a job: validate every row, send, write the reports; return a `RunResult`.
 
     ``progress`` draws a tqdm bar on stderr; ``on_progress`` reports the same numbers to code.
     ``fail_on`` decides which row outcomes make ``exit_code`` 1 (``invalid``, ``failed``, ``never``).
-    ``handle_signals`` (the CLI's choice) makes SIGINT/SIGTERM/SIGHUP stop the run gracefully."""
+    ``handle_signals`` (the CLI's choice) makes SIGINT/SIGTERM/SIGHUP stop the run gracefully.
+    ``allow_mass_removal``: a sync job may remove more than its ``max_removals`` (docs/sync.md)."""
     from batchrunner.runner import prepare, run_prepared
 
     the_job = load(job, base_dir=base_dir)
@@ -92,7 +93,7 @@ async def arun(job: JobLike, *, input: str | Path | None = None, output_dir: str
             on_start(_start_info(prepared))
         return await run_prepared(prepared, output_dir=Path(output_dir) if output_dir else None, dry_run=dry_run,
                                   progress=progress, on_progress=on_progress, handle_signals=handle_signals,
-                                  fail_on=fail_on, sandbox_app=sandbox_app)
+                                  fail_on=fail_on, sandbox_app=sandbox_app, allow_mass_removal=allow_mass_removal)
 
     return await _notifying(the_job, go)
 

@@ -1,6 +1,7 @@
 """``batchrunner check JOB.toml``: is this job ready to run? Authenticates, resolves the API version
-against the org, checks the job's actions exist, and reports the budget left. Only GET requests:
-nothing that changes data is sent.
+against the org, checks the job's actions exist, looks up the constants that name a cadence or a
+user (a misspelt cadence name would fail every row), and reports the budget left. Every problem
+found is reported, not just the first. Only GET requests: nothing that changes data is sent.
 
 Salesforce (API-FACTS "Discovery"): ``GET /services/data/`` lists the versions (no auth);
 ``GET .../actions/standard/{name}`` describes an action; ``GET .../limits`` gives
@@ -18,9 +19,11 @@ import httpx
 
 from batchrunner import secrets
 from batchrunner.auth import AuthError
+from batchrunner.constants import check_constants
 from batchrunner.errors import JobError
 from batchrunner.job import Job
 from batchrunner.platforms import get_platform
+from batchrunner.validate import check_job
 
 
 @dataclass
@@ -44,12 +47,29 @@ class CheckResult:
 
 
 def _operations(job: Job, catalog: Any) -> list[Any]:
+    """The actions to describe: the job's operation, or every one (an operation column). An unknown
+    operation is reported by the "job file" check, not here."""
     if job.operation:
         op = catalog.resolve(job.operation)
-        if op is None:
-            raise JobError(f"Unknown operation {job.operation!r}.")
-        return [op]
+        return [op] if op is not None else []
     return list(catalog.operations)  # an operation column: any of them may appear
+
+
+def _job_file(job: Job, platform: Any, result: CheckResult) -> None:
+    """What ``validate`` would refuse about the job itself (operation, columns), as one check among
+    the others rather than an error that hides them."""
+    version = platform.api_version(job)
+    try:
+        check_job(job, platform.catalog_for(job), float(version) if version else None)
+    except JobError as exc:
+        result.add("job file", False, str(exc))
+
+
+async def _constants(job: Job, client: httpx.AsyncClient, result: CheckResult) -> None:
+    """Each ``{ value = ... }`` naming a cadence or user, looked up (constants.py): a misspelt
+    cadence name fails here, not on every row of the run."""
+    for item in await check_constants(job, client):
+        result.add(f"constant {item.field}", item.ok is True, f"{item.value!r}: {item.detail}")
 
 
 async def check(job: Job, *, sandbox_app: Any | None = None) -> CheckResult:
@@ -58,6 +78,7 @@ async def check(job: Job, *, sandbox_app: Any | None = None) -> CheckResult:
     platform = get_platform(job.platform)
     _, _, target = platform.endpoint(job)  # exit 2 naming a missing variable, before any request
     result = CheckResult("SANDBOX" if job.is_sandbox else "LIVE", job.platform, target)
+    _job_file(job, platform, result)
     try:
         session = await platform.open_session(job, _client_factory(job, sandbox_app))
     except (AuthError, JobError) as exc:
@@ -70,6 +91,8 @@ async def check(job: Job, *, sandbox_app: Any | None = None) -> CheckResult:
             await _salesforce(job, platform, client, result)
         else:
             await _salesloft(client, result)
+        if all(c["ok"] for c in result.checks if c["name"] == "authenticate"):
+            await _constants(job, client, result)
     except httpx.HTTPError as exc:
         result.add("connection", False, f"{type(exc).__name__} talking to {result.endpoint}")
     finally:

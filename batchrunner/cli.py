@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and plan, write the reports, send nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when stderr "
                      "is not a terminal)")
+    run.add_argument("--allow-mass-removal", action="store_true", help="sync jobs: send the removals even when "
+                     "they exceed max_removals (docs/sync.md)")
     _cron_options(run)
 
     val = sub.add_parser("validate", help="check the job and every row and print the plan; sends nothing",
@@ -230,7 +232,8 @@ def _run(args: argparse.Namespace) -> int:
     from batchrunner import api
 
     result = api.run(args.job, input=args.input, output_dir=args.output_dir, dry_run=args.dry_run,
-                     progress=_progress(args), on_start=_announce(args), handle_signals=True, fail_on=args.fail_on)
+                     progress=_progress(args), on_start=_announce(args), handle_signals=True, fail_on=args.fail_on,
+                     allow_mass_removal=args.allow_mass_removal)
     return _finish(result, args)
 
 
@@ -308,8 +311,9 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"requests needed: {report['requests']} in {report['waves']} wave(s); estimated duration ≈ "
           f"{report['estimated_seconds']:.0f} s at concurrency {report['concurrency']}"
           + (f" and {budget:.0f}/min" if budget else ""), file=out)
-    print("nothing was sent (constants that name platform records are checked by `batchrunner check` and "
-          "before `run` sends anything)", file=out)
+    if report.get("constants_note"):  # constants naming platform records are looked up by check / run
+        print(report["constants_note"], file=out)
+    print("nothing was sent", file=out)
     if args.json:
         print(json.dumps(report))
     return report["exit_code"]

@@ -129,6 +129,7 @@ class Job:
     notify: Notify = field(default_factory=Notify)
     report_bom: bool = False  # results.csv / errors.csv start with a UTF-8 BOM (for Excel; docs/reports.md)
     report_xlsx: bool = False  # also results.xlsx / errors.xlsx, every cell text (needs the [xlsx] extra)
+    max_removals: int | str | None = None  # sync: removal guard, a count or "N%" (sync.parse_max_removals)
 
     @property
     def is_sandbox(self) -> bool:
@@ -138,7 +139,7 @@ class Job:
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
     "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing", "notify", "report_bom",
-    "report_xlsx",
+    "report_xlsx", "max_removals",
 )
 
 
@@ -262,6 +263,13 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         raise JobError("mode = \"sync\" needs key = \"COLUMN\": the input column that identifies each row's person.")
     if mode != "sync" and (key or remove_missing):
         raise JobError("key and remove_missing only apply to mode = \"sync\".")
+    max_removals = raw.get("max_removals")
+    if max_removals is not None:  # the removal guard (sync.py); exit 2 on a value it cannot read
+        from batchrunner.sync import parse_max_removals
+
+        if mode != "sync":
+            raise JobError("max_removals only applies to mode = \"sync\".")
+        parse_max_removals(max_removals)
     job = Job(
         path=path.resolve(),
         name=text("name") or path.stem,
@@ -284,6 +292,7 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         notify=_notify(raw.get("notify", {})),
         report_bom=raw.get("report_bom", False),
         report_xlsx=raw.get("report_xlsx", False),
+        max_removals=max_removals,
     )
     if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
         raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")

@@ -74,7 +74,8 @@ def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series
         pl.col("result").alias("_result"),
         pl.col("finished_at").alias("_finished_at"),
     )
-    return pl.concat([frame, outcomes], how="horizontal")
+    # an earlier run's errors.csv as the input (fixed and run again) carries that run's `_` columns: replaced
+    return pl.concat([frame.drop([c for c in RESULT_COLUMNS if c in frame.columns]), outcomes], how="horizontal")
 
 
 def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,

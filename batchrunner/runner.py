@@ -14,7 +14,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class Prepared:
     plan: Plan
     target: str  # what it will talk to, for the first line of output
     sync: Any = None  # mode = "sync": the sync.SyncDiff against the last runs
+    session: Any = None  # a platform session already open (constants.verify_constants); its opener closes it
 
     @property
     def invalid(self) -> pl.DataFrame:
@@ -187,18 +188,31 @@ async def run_prepared(
     fail_on: str = "invalid",
     retry_of: Path | None = None,
     on_progress: Any = None,
+    allow_mass_removal: bool = False,
 ) -> RunResult:
     """Start a new run of a prepared job: a run directory, a journal holding every row, then send.
     ``retry_of``: the run whose unfinished rows this run takes over (`retry`); it is marked as
     handed over, under the job's lock, so it can be neither resumed nor retried again."""
     job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
     out = Path(output_dir) if output_dir else job.output_dir
+    if not dry_run:  # exit 2 before the run directory: a mass removal, a constant naming nothing (sync.py, constants.py)
+        from batchrunner import constants, sync
+
+        sync.guard(prepared.sync, allow_mass_removal)
+        sandbox_app = sync.shared_app(job, sandbox_app) if job.mode == "sync" else sandbox_app
+        if prepared.plan.requests:  # the session that looked them up is the run's (one sign-in); closed below
+            prepared = replace(prepared, session=await constants.verify_constants(job, sandbox_app))
     lock = job_lock(job.path)
-    run_dir = new_run_dir(out, job.name)
     try:
-        lock.acquire(run_dir)
+        run_dir = new_run_dir(out, job.name)
+        try:
+            lock.acquire(run_dir)
+        except BaseException:
+            run_dir.rmdir()
+            raise
     except BaseException:
-        run_dir.rmdir()
+        if prepared.session is not None:
+            await prepared.session.aclose()
         raise
     try:
         if retry_of is not None:
@@ -207,6 +221,8 @@ async def run_prepared(
     except BaseException:
         lock.release()
         shutil.rmtree(run_dir, ignore_errors=True)
+        if prepared.session is not None:
+            await prepared.session.aclose()
         raise
     log_scope = runlog.run_log(run_dir)
     log = log_scope.__enter__()
@@ -225,7 +241,7 @@ async def run_prepared(
             from batchrunner import sync
 
             sandbox_app = sync.shared_app(job, sandbox_app)
-            prepared = sync.start(prepared, out, run_dir, journal, dry_run)
+            prepared = sync.start(prepared, out, run_dir, journal, dry_run, allow_mass_removal)
         invalid = prepared.invalid
         journal.finish_columns(invalid[IDX].to_list(), [Status.INVALID.value] * invalid.height,
                                invalid[CODE].to_list(), invalid[MESSAGE].to_list())
@@ -242,6 +258,8 @@ async def run_prepared(
     except Exception as exc:  # the crash barrier: say what happened, keep what is known
         raise _aborted(exc, prepared, run_dir, journal) from exc
     finally:
+        if prepared.session is not None:
+            await prepared.session.aclose()
         log_scope.__exit__(None, None, None)
         journal.close()
         lock.release()
@@ -352,10 +370,12 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
                    clock: Clock | None, rng: random.Random | None, progress: bool | None,
                    handle_signals: bool, on_progress: Any = None) -> ExecStats:
     job = prepared.job
-    try:
-        session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
-    except (AuthError, JobError) as exc:  # credentials refused: nothing was sent; resumable (exit 3)
-        return ExecStats(stopped=("AUTH_FAILED", secrets.redact(exc)))
+    session = prepared.session  # already open (run_prepared looked up the constants with it), else opened here
+    if session is None:
+        try:
+            session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
+        except (AuthError, JobError) as exc:  # credentials refused: nothing was sent; resumable (exit 3)
+            return ExecStats(stopped=("AUTH_FAILED", secrets.redact(exc)))
     prepared.target = getattr(session, "target", None) or prepared.target
     try:
         limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
@@ -382,7 +402,8 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
             stats.api_usage = {"used": limiter.api_used, "limit": limiter.api_limit}
         return stats
     finally:
-        await session.aclose()
+        if prepared.session is None:
+            await session.aclose()
 
 
 JOURNAL_FAILED = "JOURNAL_FAILED"  # the journal could not record an outcome: the run stopped at once (exit 4)
@@ -563,9 +584,14 @@ def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelectio
     rows = frame.filter(wanted)["idx"].to_list()
     n_unknown = 0 if include_unknown else frame.filter(unknown).height
     if not rows:
+        from batchrunner.retryplan import explain_nothing_to_retry, nothing_to_retry_exit_code
+
         counts = journal_counts(frame)
-        raise NothingToRetry(nothing_to_retry(counts, run_dir, meta, n_unknown),
-                             1 if counts.get(Status.INVALID.value) or n_unknown else 0)
+        message = explain_nothing_to_retry(counts, run_dir)
+        if n_unknown:
+            message += (f" {n_unknown} rows have an unknown outcome (UNKNOWN_OUTCOME: sent, maybe applied): check "
+                        "them on the platform, or send them again with `batchrunner retry --include-unknown`.")
+        raise NothingToRetry(message, 1 if n_unknown else nothing_to_retry_exit_code(counts))
     if snapshot.exists(run_dir):
         source, _ = snapshot.load(run_dir)
     else:  # a run made before runs kept their rows: the input must not have changed
@@ -585,21 +611,6 @@ def journal_counts(frame: pl.DataFrame) -> dict[str, int]:
     return dict(frame.group_by(status.alias("s")).len().iter_rows())
 
 
-def nothing_to_retry(counts: dict[str, int], run_dir: Path, meta: dict[str, Any], unknown: int) -> str:
-    """What is true when a run has nothing `retry` can send, and what to do instead."""
-    parts = []
-    if counts.get(Status.INVALID.value):
-        parts.append(f"{counts[Status.INVALID.value]} rows are invalid: retrying would not change them. Fix them "
-                     f"in {run_dir / 'errors.csv'} and feed it back: batchrunner run {meta.get('job_path')} "
-                     f"--input {run_dir / 'errors.csv'}")
-    if unknown:
-        parts.append(f"{unknown} rows have an unknown outcome (UNKNOWN_OUTCOME: sent, maybe applied); check them on "
-                     "the platform, or send them again with `batchrunner retry --include-unknown`")
-    if not parts:
-        return f"Nothing to retry: every row of {run_dir} succeeded or was skipped."
-    return f"Nothing to retry in {run_dir}: no row failed for a reason retrying can fix. " + "; ".join(parts) + "."
-
-
 def write_in_dialect(frame: pl.DataFrame, path: Path, job: Job) -> None:
     """Write rows as the job reads them: its delimiter and encoding (a `;` cp1252 job gets a `;`
     cp1252 file), 0600."""
@@ -616,6 +627,8 @@ def write_in_dialect(frame: pl.DataFrame, path: Path, job: Job) -> None:
 def validation_summary(prepared: Prepared) -> dict[str, Any]:
     """What `validate` reports: rows per operation, invalid rows grouped by problem (first rows of
     each, one example message), the requests the plan needs and a rough duration. Sends nothing."""
+    from batchrunner.constants import validate_note
+
     total = prepared.validated.height
     invalid = prepared.invalid
     the_plan = prepared.plan
@@ -632,6 +645,7 @@ def validation_summary(prepared: Prepared) -> dict[str, Any]:
         "requests": the_plan.requests, "waves": len(the_plan.waves),
         "estimated_seconds": round(estimate_seconds(prepared), 1), "concurrency": prepared.job.limits.concurrency,
         "budget_per_minute": budget, "notes": list(prepared.loaded.notes), "sent": 0,
+        "constants_note": validate_note(prepared.job),
         "banner": (f"{'SANDBOX' if prepared.job.is_sandbox else 'LIVE'} {prepared.job.platform} ({prepared.target}) "
                    f"· job {prepared.job.name} · input {prepared.loaded.path}"),
         "exit_code": 1 if invalid.height else 0,

@@ -21,11 +21,18 @@ outcomes are folded into the state when the run ends, or by the next run (or ``v
 if the process died. Only a row that *succeeded* (or that Salesloft already had on the cadence)
 counts as enrolled: a row that failed last week is new again this week. A removal that succeeded
 (or found the person no longer on the cadence) drops the key; a failed removal is tried next run.
+
+A removal guard keeps a truncated or wrong export from emptying a cadence: ``max_removals`` (a count,
+or a share of the synced state such as ``"10%"``; default 10% of the state, at least 5) caps the
+removals one run may send. Over the cap, ``run`` stops with exit 2 before sending anything, unless
+``--allow-mass-removal`` is given; ``validate`` shows the verdict.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +54,9 @@ SYNC_OPERATIONS = {"salesforce": ("assign", ("targetId",)),
 ENROLLED_SKIP = (Status.SKIPPED.value, "ALREADY_ON_CADENCE")
 GONE_SKIP = (Status.SKIPPED.value, "NOT_ON_CADENCE")
 SEP = "\x1f"
+#: the default guard: 10% of the synced state, but never fewer than MIN_DEFAULT_REMOVALS (small lists churn)
+DEFAULT_FRACTION = 0.10
+MIN_DEFAULT_REMOVALS = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS enrolled (key TEXT PRIMARY KEY, fields TEXT NOT NULL, run_dir TEXT, updated_at TEXT);
@@ -60,6 +70,45 @@ def state_path(output_dir: Path, job_name: str) -> Path:
     return Path(output_dir) / f".{job_name}.sync.sqlite"
 
 
+@dataclass(frozen=True)
+class RemovalLimit:
+    """``max_removals``: a fixed count, or a fraction of the people the state holds."""
+
+    count: int | None = None
+    fraction: float | None = None
+    default: bool = False
+
+    def allowed(self, enrolled: int) -> int:
+        if self.count is not None:
+            return self.count
+        share = math.floor((self.fraction or 0.0) * enrolled + 1e-9)
+        return max(MIN_DEFAULT_REMOVALS, share) if self.default else share
+
+    def describe(self, enrolled: int) -> str:
+        if self.count is not None:
+            return f"max_removals = {self.count}"
+        pct = f"{(self.fraction or 0.0) * 100:g}%"
+        floor = f", at least {MIN_DEFAULT_REMOVALS}" if self.default else ""
+        return (f"max_removals {'default ' if self.default else '= '}{pct} of {enrolled} enrolled{floor} "
+                f"= {self.allowed(enrolled)}")
+
+
+def parse_max_removals(raw: Any) -> RemovalLimit:
+    """The job's ``max_removals``: absent (the default), a whole number, or ``"N%"`` (0 to 100)."""
+    if raw is None:
+        return RemovalLimit(fraction=DEFAULT_FRACTION, default=True)
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return RemovalLimit(count=raw)
+    if isinstance(raw, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", raw)
+        if m and m.group(2) and float(m.group(1)) <= 100:
+            return RemovalLimit(fraction=float(m.group(1)) / 100)
+        if m and not m.group(2) and m.group(1).isdigit():
+            return RemovalLimit(count=int(m.group(1)))
+    raise JobError(f"max_removals must be a whole number of removals (e.g. 50) or a share of the synced state "
+                   f"(e.g. \"10%\"), got {raw!r}.")
+
+
 @dataclass
 class SyncDiff:
     state: Path
@@ -71,6 +120,21 @@ class SyncDiff:
     to_remove: list[tuple[str, str]] = field(default_factory=list)  # (key, stored fields JSON)
     remove_missing: bool = False
     shared_keys: int = 0  # valid rows whose key an earlier valid row already has (the key should be unique)
+    enrolled: int = 0  # people the state held before this run (what a max_removals share is of)
+    limit: RemovalLimit = field(default_factory=lambda: parse_max_removals(None))
+    allow_mass_removal: bool = False  # --allow-mass-removal: the guard is lifted for this run
+
+    def guard_ok(self) -> bool:
+        """True when the removals this run would send are within max_removals (or nothing is removed)."""
+        return not (self.remove_missing and len(self.to_remove) > self.limit.allowed(self.enrolled))
+
+    def guard_text(self) -> str:
+        n = len(self.to_remove)
+        verdict = "within the limit" if self.guard_ok() else (
+            "over the limit: lifted by --allow-mass-removal" if self.allow_mass_removal else
+            "over the limit: `run` stops before sending anything; check the input, then raise max_removals or run "
+            "with --allow-mass-removal")
+        return f"removal guard: {n} removals, {self.limit.describe(self.enrolled)}: {verdict}"
 
     @property
     def to_send(self) -> set[int]:
@@ -91,6 +155,8 @@ class SyncDiff:
                          "\"Cadence\"])")
         if self.to_remove and not self.remove_missing:
             lines.append(f"  {len(self.to_remove)} left the list and stay on the cadence (remove_missing is off)")
+        if self.remove_missing and self.to_remove:
+            lines.append(f"  {self.guard_text()}")
         for key, _ in self.to_remove[:5]:
             lines.append(f"  {'remove' if self.remove_missing else 'left'}: {key.replace(SEP, ' / ')}")
         if len(self.to_remove) > 5:
@@ -211,7 +277,8 @@ def diff_for(job: Job, loaded: LoadedInput, validated: pl.DataFrame, output_dir:
     field_columns = [c for c in validated.columns if not c.startswith("__") and c != OP]
     values = validated.select(pl.struct(field_columns).struct.json_encode()).to_series().to_list()
     before = enrolled(path)
-    diff = SyncDiff(state=path, keys=keys, fields=values, remove_missing=job.remove_missing)
+    diff = SyncDiff(state=path, keys=keys, fields=values, remove_missing=job.remove_missing, enrolled=len(before),
+                    limit=parse_max_removals(job.max_removals))
     valid = validated.get_column(CODE).is_null().to_list()
     seen: set[str] = set()
     for idx, (key, value, ok) in enumerate(zip(keys, values, valid, strict=True)):
@@ -234,6 +301,20 @@ def diff_for(job: Job, loaded: LoadedInput, validated: pl.DataFrame, output_dir:
 
 
 # -- hooks for runner.run_prepared -----------------------------------------------------------------
+def guard(diff: SyncDiff | None, allow_mass_removal: bool = False) -> None:
+    """Before a run starts: a JobError (exit 2, nothing sent) when it would remove more people than
+    ``max_removals`` allows, unless ``allow_mass_removal``. A truncated weekly export would
+    otherwise take everyone missing from it off the cadence."""
+    if diff is None or diff.guard_ok() or allow_mass_removal:
+        return
+    shown = ", ".join(k.replace(SEP, " / ") for k, _ in diff.to_remove[:5])
+    more = f" and {len(diff.to_remove) - 5} more" if len(diff.to_remove) > 5 else ""
+    raise JobError(f"sync would remove {len(diff.to_remove)} of the {diff.enrolled} people on the cadence "
+                   f"({shown}{more}); {diff.limit.describe(diff.enrolled)}. Nothing was sent. If the input is "
+                   "complete, run again with --allow-mass-removal (or raise max_removals in the job); "
+                   "`batchrunner validate` lists them.")
+
+
 def shared_app(job: Job, sandbox_app: Any | None) -> Any | None:
     """An in-process sandbox shared by the run and its removals (else each would get a fresh one)."""
     if sandbox_app is None and job.is_sandbox and not (job.connection.base_url or job.connection.instance_url):
@@ -243,7 +324,8 @@ def shared_app(job: Job, sandbox_app: Any | None) -> Any | None:
     return sandbox_app
 
 
-def start(prepared: Any, output_dir: Path, run_dir: Path, journal: Journal, dry_run: bool) -> Any:
+def start(prepared: Any, output_dir: Path, run_dir: Path, journal: Journal, dry_run: bool,
+          allow_mass_removal: bool = False) -> Any:
     """Under the job's lock: fold earlier runs, diff again, journal the unchanged rows as skipped and
     register the rows about to be sent. Returns ``prepared`` with the fresh diff and plan."""
     from batchrunner.plan import plan
@@ -253,6 +335,7 @@ def start(prepared: Any, output_dir: Path, run_dir: Path, journal: Journal, dry_
     if not dry_run:
         fold(path)
     diff = diff_for(job, prepared.loaded, prepared.validated, output_dir)
+    diff.allow_mass_removal = allow_mass_removal
     catalog = prepared.platform.catalog_for(job)
     sizes = {op.name: prepared.platform.rows_per_request(job, op.name) for op in catalog.operations}
     the_plan = plan(prepared.validated, catalog, sizes, only=diff.to_send)
@@ -269,11 +352,16 @@ async def finish(prepared: Any, result: Any, run_dir: Path, *, dry_run: bool, sa
     diff: SyncDiff = prepared.sync
     block: dict[str, Any] = {"key": prepared.job.key, "state_file": str(diff.state), **diff.counts(),
                              "rows_repeating_a_key": diff.shared_keys,
-                             "remove_missing": diff.remove_missing, "removals": None}
+                             "remove_missing": diff.remove_missing, "removals": None,
+                             "removal_guard": {"allowed": diff.limit.allowed(diff.enrolled), "enrolled": diff.enrolled,
+                                               "ok": diff.guard_ok(), "overridden": diff.allow_mass_removal}}
     code = result.exit_code
     if diff.remove_missing and diff.to_remove:
         if dry_run:
             block["removals"] = {"sent": False, "why": "--dry-run"}
+        elif not diff.guard_ok() and not diff.allow_mass_removal:  # the state changed after `guard` passed
+            block["removals"] = {"sent": False, "why": diff.guard_text()}
+            code = 3 if code == 3 else 1
         elif code == 3:
             block["removals"] = {"sent": False, "why": "the run stopped early; the next run removes them"}
         else:

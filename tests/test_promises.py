@@ -297,5 +297,5 @@ async def test_retry_with_only_invalid_rows_says_what_is_true(tmp_path: Path) ->
     with pytest.raises(NothingToRetry) as caught:
         retry_rows(first.run_dir)
     assert caught.value.exit_code == 1
-    assert "1 rows are invalid" in str(caught.value) and "--input" in str(caught.value)
+    assert "1 row is invalid" in str(caught.value) and "--input" in str(caught.value)
     assert "every row succeeded" not in str(caught.value)

@@ -518,4 +518,5 @@ def test_weekly_assign_demo_end_to_end(tmp_path: Path) -> None:
     assert {r["_error_code"] for r in by_status["invalid"]} == {"INVALID_ID", "WRONG_OBJECT", "REQUIRED_FIELD_MISSING"}
     assert by_status["skipped"][0]["_error_code"] == "DUPLICATE_ROW"
     summary = json.loads((result.run_dir / "summary.json").read_text())
-    assert summary["target"] == "sandbox" and summary["api_usage"]["used"] == summary["requests_sent"] >= 1
+    # the org's daily count also holds the one SOQL query that looked up the cadence constant (constants.py)
+    assert summary["target"] == "sandbox" and summary["api_usage"]["used"] == summary["requests_sent"] + 1 >= 2

@@ -264,18 +264,25 @@ def test_rows_repeating_a_key_are_pointed_out(tmp_path, write_job) -> None:
     assert any("repeat the key" in line for line in prepared.sync.describe())
 
 
-def test_sync_from_the_command_line_against_a_served_sandbox(tmp_path) -> None:
-    """The way sync is meant to be tried: a served sandbox keeps its state between runs."""
+SERVED_EMAILS = [p["email_address"] for p in TEAM["people"] if 70030 <= p["id"] <= 70040]
+
+
+def served_sync_job(tmp_path: Path, url: str) -> list[str]:
+    """The sync job pointed at a served sandbox, its input the first 8 of SERVED_EMAILS."""
     import textwrap
 
+    text = textwrap.dedent(job_text(True)).replace("sandbox = true", f"sandbox = true\nbase_url = \"{url}\"")
+    (tmp_path / "job.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "input.csv").write_text("Email\n" + "\n".join(SERVED_EMAILS[:8]) + "\n", encoding="utf-8")
+    return SERVED_EMAILS
+
+
+def test_sync_from_the_command_line_against_a_served_sandbox(tmp_path) -> None:
+    """The way sync is meant to be tried: a served sandbox keeps its state between runs."""
     from conftest import cli, sandbox_server
 
-    team = load_seed("salesloft_team.json")
-    emails = [p["email_address"] for p in team["people"] if 70030 <= p["id"] <= 70040]
-    text = textwrap.dedent(job_text(True)).replace("sandbox = true", "sandbox = true\nbase_url = \"{url}\"")
     with sandbox_server() as url:
-        (tmp_path / "job.toml").write_text(text.replace("{url}", url), encoding="utf-8")
-        (tmp_path / "input.csv").write_text("Email\n" + "\n".join(emails[:8]) + "\n", encoding="utf-8")
+        emails = served_sync_job(tmp_path, url)
         first = cli("run", "job.toml", "--no-progress", cwd=tmp_path)
         assert first.returncode == 0, first.stderr
         assert "sync: 8 added, 0 changed, 0 unchanged, 0 left the list" in first.stdout
@@ -302,3 +309,117 @@ async def test_someone_already_on_the_cadence_counts_as_enrolled(tmp_path, write
     mark = len(emulator.calls)
     r2 = await run(job, tmp_path / "runs", app)
     assert len(emulator.calls) == mark and r2.summary["counts"]["skipped"] == 2
+
+
+# -- the removal guard: max_removals, --allow-mass-removal --------------------------------------------
+def test_max_removals_values() -> None:
+    from batchrunner.sync import parse_max_removals
+
+    default = parse_max_removals(None)
+    assert default.allowed(1000) == 100 and default.allowed(100) == 10 and default.allowed(20) == 5
+    assert parse_max_removals(50).allowed(10) == 50 and parse_max_removals("50").allowed(1000) == 50
+    assert parse_max_removals("25%").allowed(100) == 25 and parse_max_removals(" 2.5 % ").allowed(200) == 5
+    assert parse_max_removals("10%").allowed(20) == 2  # an explicit share has no floor
+    assert parse_max_removals(0).allowed(100) == 0
+    for bad in ("150%", "ten", -1, True, 0.5, "5.5"):
+        with pytest.raises(JobError, match="max_removals must be"):
+            parse_max_removals(bad)
+
+
+def test_max_removals_in_the_job_file(tmp_path, write_job) -> None:
+    def with_limit(value: str) -> str:
+        return job_text(True).replace("remove_missing = true", f"remove_missing = true\n        max_removals = {value}")
+
+    job = load_job(write_job("Email\n", with_limit('"20%"')))
+    assert job.max_removals == "20%"
+    with pytest.raises(JobError, match="max_removals must be"):
+        load_job(write_job("Email\n", with_limit('"lots"')))
+    once = """
+        platform = "salesloft"
+        operation = "add"
+        input = "input.csv"
+        max_removals = 5
+        [columns]
+        person_email = "Email"
+        cadence_id = { value = "5001" }
+    """
+    with pytest.raises(JobError, match="only applies to mode"):
+        load_job(write_job("Email\n", once))
+
+
+@pytest.mark.anyio
+async def test_a_truncated_export_does_not_wipe_the_cadence(tmp_path, write_job) -> None:
+    emulator = SalesloftEmulator(team(120), budget_per_minute=100000)
+    app = SandboxApp([emulator])
+    job = write_job("Email\n", job_text(True))
+    out = tmp_path / "runs"
+    write_list(tmp_path / "input.csv", list(range(100)))
+    await run(job, out, app)
+    assert on_cadence(emulator) == set(range(100))
+
+    # this week's export stopped after 30 lines: 70 would be removed, the default allows 10
+    write_list(tmp_path / "input.csv", list(range(30)))
+    prepared = prepare(load_job(job))
+    described = "\n".join(prepared.sync.describe())
+    assert "70 to remove" in described
+    assert ("removal guard: 70 removals, max_removals default 10% of 100 enrolled, at least 5 = 10: over the limit"
+            in described)
+    mark = len(emulator.calls)
+    with pytest.raises(JobError, match="would remove 70 of the 100 people") as raised:
+        await run_prepared(prepared, output_dir=out, sandbox_app=app, progress=False)
+    assert raised.value.exit_code == 2 and "--allow-mass-removal" in str(raised.value)
+    assert emulator.calls[mark:] == []  # nothing sent, not even a look-up
+    assert on_cadence(emulator) == set(range(100))
+    assert len(list(out.glob("weekly-sync-*"))) == 1  # no run directory for the refused run
+
+    # a dry run shows the same and sends nothing
+    dry = await run_prepared(prepare(load_job(job)), output_dir=out, sandbox_app=app, progress=False, dry_run=True)
+    assert dry.summary["sync"]["removal_guard"] == {"allowed": 10, "enrolled": 100, "ok": False, "overridden": False}
+    assert emulator.calls[mark:] == []
+
+    # the person checked the file: it is right, the flag lets the removals go
+    result = await run_prepared(prepare(load_job(job)), output_dir=out, sandbox_app=app, progress=False,
+                                allow_mass_removal=True)
+    assert sends(emulator, mark) == (0, 70) and on_cadence(emulator) == set(range(30))
+    assert result.summary["sync"]["removal_guard"]["overridden"] is True and result.exit_code == 0
+
+
+@pytest.mark.anyio
+async def test_max_removals_share_in_the_job_lets_a_big_removal_through(tmp_path, write_job) -> None:
+    emulator = SalesloftEmulator(team(40), budget_per_minute=100000)
+    app = SandboxApp([emulator])
+    job = write_job("Email\n", job_text(True).replace("remove_missing = true",
+                                                         'remove_missing = true\n        max_removals = "50%"'))
+    write_list(tmp_path / "input.csv", list(range(40)))
+    await run(job, tmp_path / "runs", app)
+    write_list(tmp_path / "input.csv", list(range(20)))  # 20 of 40 = 50%: allowed
+    result = await run(job, tmp_path / "runs", app)
+    assert result.summary["sync"]["removals"]["counts"]["succeeded"] == 20 and on_cadence(emulator) == set(range(20))
+    write_list(tmp_path / "input.csv", list(range(9)))  # 11 of 20 > 50%: refused
+    with pytest.raises(JobError, match="max_removals = 50% of 20 enrolled = 10"):
+        await run(job, tmp_path / "runs", app)
+
+
+def test_allow_mass_removal_from_the_command_line(tmp_path) -> None:
+    from conftest import cli, sandbox_server
+
+    with sandbox_server() as url:
+        emails = served_sync_job(tmp_path, url)
+        assert cli("run", "job.toml", "--no-progress", cwd=tmp_path).returncode == 0
+        (tmp_path / "input.csv").write_text("Email\n" + emails[0] + "\n", encoding="utf-8")  # 7 would go; 5 allowed
+        shown = cli("validate", "job.toml", cwd=tmp_path)
+        assert "removal guard: 7 removals" in shown.stdout and "over the limit" in shown.stdout
+        before = httpx_audit(url)
+        refused = cli("run", "job.toml", "--no-progress", cwd=tmp_path)
+        assert refused.returncode == 2 and "would remove 7 of the 8 people" in refused.stderr
+        assert httpx_audit(url)["on_cadence"] == before["on_cadence"]
+        allowed = cli("run", "job.toml", "--no-progress", "--allow-mass-removal", cwd=tmp_path)
+        assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+        assert "removals: 7 succeeded" in allowed.stdout
+        assert httpx_audit(url)["on_cadence"] == before["on_cadence"] - 7
+
+
+def httpx_audit(url: str) -> dict:
+    import httpx
+
+    return httpx.get(f"{url}/_sandbox/audit").json()["SalesloftEmulator"]
