@@ -362,7 +362,7 @@ def retry_rows(run_dir: Path) -> tuple[Path, Path]:
     if job.mode == "sync":  # a retry file lacks everyone else: as a sync input it would "remove" them
         raise JobError(f"{job.path.name} is a sync job: its next `batchrunner run` sends the rows that failed "
                        "again (only succeeded rows count as enrolled); retry is not needed.")
-    frame = read_csv(Path(meta["input_path"]), job.encoding, job.delimiter)
+    frame = read_csv(Path(meta["input_path"]), job.encoding, job.delimiter, job.sheet)
     if not rows:
         raise JobError(f"Nothing to retry: every row of {run_dir} succeeded or was skipped.")
     subset = frame[rows]

@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import hashlib
 import io
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from batchrunner import filekind
 from batchrunner.errors import JobError, did_you_mean
 from batchrunner.job import Job
+from batchrunner.report import RESULT_COLUMNS
+from batchrunner.workbook import read_parquet, read_xlsx
 
 OPERATION = "__operation"  # the raw per-row operation name in the fields frame
 ROW_PROBLEM = "__row_problem"  # why a row cannot be used as read (a ragged line, a NUL byte), else null
@@ -113,12 +118,22 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 def _csv_reader(text: io.StringIO, sep: str):
+    # the csv module refuses a field over 128 KiB by default; a huge cell is that row's business
+    csv.field_size_limit(max(csv.field_size_limit(), (1 << 31) - 1))
     return csv.reader(text, delimiter=sep, quotechar='"', doublequote=True, strict=False)
 
 
 def _first_record(data: bytes, sep: str) -> list[str]:
-    head = data[: 1 << 16].decode("utf-8", errors="ignore")
-    return next(_csv_reader(io.StringIO(head, newline=""), sep), [])
+    """The header record, however long: the window grows until a second record starts after it
+    (a header of thousands of columns, or a quoted newline in a name, is not cut)."""
+    size = 1 << 16
+    while True:
+        head = data[:size].decode("utf-8", errors="ignore")
+        records = _csv_reader(io.StringIO(head, newline=""), sep)
+        first = next(records, [])
+        if size >= len(data) or next(records, None) is not None:
+            return first
+        size *= 4
 
 
 def _read_with_csv_module(data: bytes, sep: str, width: int, names: list[str]) -> tuple[pl.DataFrame, pl.Series]:
@@ -129,8 +144,8 @@ def _read_with_csv_module(data: bytes, sep: str, width: int, names: list[str]) -
     records = _csv_reader(io.StringIO(data.decode("utf-8"), newline=""), sep)
     next(records, None)  # the header
     for record in records:
-        if not any(record):
-            continue  # a blank line (or only delimiters): not a row
+        if not any(cell.strip(_STRIP) for cell in record):
+            continue  # a blank line (or only whitespace and delimiters): not a row
         n = len(record)
         problem = None
         if n > width and any(cell.strip() for cell in record[width:]):
@@ -147,26 +162,97 @@ def _read_with_csv_module(data: bytes, sep: str, width: int, names: list[str]) -
     return frame, pl.Series(ROW_PROBLEM, problems, dtype=pl.String)
 
 
-def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None) -> Table:
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise JobError(f"Input file not found: {path}") from None
     except IsADirectoryError:
         raise JobError(f"The input {path} is a directory, not a CSV file.") from None
     except OSError as exc:
         raise JobError(f"Cannot read input file {path}: {exc}") from None
-    data = _decode(data, encoding)
+
+
+def _kind(data: bytes, path: Path) -> str:
+    try:
+        return filekind.sniff_kind(data)
+    except ValueError as exc:
+        raise JobError(f"The input {path.name} cannot be used: {exc}") from None
+
+
+def _gunzip(data: bytes, path: Path, notes: list[str]) -> bytes:
+    try:
+        data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise JobError(f"The input {path.name} is gzip-compressed but damaged or cut short ({exc}); "
+                       "download or export it again.") from None
+    notes.append("the file is gzip-compressed; its contents were read")
+    return data
+
+
+def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None, sheet: str | None = None) -> Table:
+    """Read a list: CSV (any of the dialects in the module docstring), gzip-compressed CSV, .xlsx
+    (``sheet``, else the first) or Parquet, recognised by content, not by name."""
+    path = Path(path)
+    data = _read_bytes(path)
+    notes: list[str] = []
+    kind = _kind(data, path)
+    if kind == filekind.GZIP:
+        data = _gunzip(data, path, notes)
+        kind = _kind(data, path)
+        if kind == filekind.GZIP:
+            raise JobError(f"The input {path.name} is compressed twice (gzip inside gzip); decompress it first.")
+    if kind in (filekind.XLSX, filekind.PARQUET):
+        if kind == filekind.XLSX:
+            header, body = read_xlsx(data, sheet, notes)
+            if not path.suffix.lower() in (".xlsx", ".xlsm"):
+                notes.append(f"{path.name} is an Excel workbook (.xlsx) whatever its name; read as one")
+        else:
+            header, body = read_parquet(data)
+            if sheet is not None:
+                notes.append(f"sheet = {sheet!r} was ignored: the input is a Parquet file, not a workbook")
+        return _grid_table(header, body, notes)
+    if sheet is not None:
+        notes.append(f"sheet = {sheet!r} was ignored: the input is a text (CSV) file, not a workbook")
+    if kind in (filekind.UTF16_LE, filekind.UTF16_BE) and not codecs.lookup(encoding).name.startswith("utf-16"):
+        notes.append(f"the file is {kind.upper()} text without a byte-order mark (NUL bytes in every other "
+                     "position); decoded as such")
+        encoding = kind
+    return _csv_table(path, _decode(data, encoding), delimiter, notes)
+
+
+def _old_mac_lines(data: bytes, notes: list[str]) -> bytes:
+    """A file whose lines end in CR alone (classic Mac OS, some old exports) has no LF at all;
+    polars and the csv module would see one enormous line."""
+    if b"\r" in data and b"\n" not in data:
+        notes.append("lines end in CR only (the old Mac format); read as lines")
+        return data.replace(b"\r", b"\n")
+    return data
+
+
+def _excel_sep_hint(data: bytes, delimiter: str | None, notes: list[str]) -> tuple[bytes, str | None]:
+    """Excel writes ``sep=;`` as a first line to name the delimiter: a hint, not the header."""
+    first, _, rest = data.partition(b"\n")
+    line = first.rstrip(b"\r").strip()
+    if len(line) == 5 and line[:4].lower() == b"sep=":
+        hinted = line[4:].decode("utf-8", errors="replace")
+        notes.append(f"the first line sep={hinted} (written by Excel) names the delimiter; it is not the header")
+        return rest, delimiter or hinted
+    return data, delimiter
+
+
+def _csv_table(path: Path, data: bytes, delimiter: str | None, notes: list[str]) -> Table:
     if not data.strip():
         raise JobError(f"The input file {path} is empty: it needs a header line and rows.")
+    data = _old_mac_lines(data, notes)
+    data, delimiter = _excel_sep_hint(data, delimiter, notes)
+    if not data.strip():
+        raise JobError(f"The input file {path} holds only a sep= line: it needs a header line and rows.")
     sep = delimiter or sniff_delimiter(data.split(b"\n", 1)[0])
-    notes: list[str] = []
     if delimiter is None and sep != ",":
         notes.append(f"columns are separated by {'tab' if sep == chr(9) else repr(sep)} (sniffed from the header)")
     header = [name.strip("\r\n") for name in _first_record(data, sep)]
-    width = len(header)
-    while width > 1 and not header[width - 1].strip():
-        width -= 1  # trailing unnamed columns (Excel's ragged right edge); checked for data below
+    width = _named_width(header)
     names = _unique_names(header[:width])
     frame: pl.DataFrame | None = None
     problems: pl.Series | None = None
@@ -174,11 +260,11 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
         try:
             frame = pl.read_csv(io.BytesIO(data), separator=sep, infer_schema=False, has_header=True,
                                 new_columns=names, quote_char='"')
-        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError,
+                pl.exceptions.SchemaError):
             frame = None  # more fields than the header on some line, or bad quoting: read it carefully
         if frame is not None:
-            blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c) == "") for c in frame.columns])
-            frame = frame.filter(~blank)  # blank lines (or only delimiters) are not rows
+            frame = _drop_blank(frame)
             if frame.width and frame[:, -1].null_count():
                 frame = None  # gaps in the last column: empty values, or lines with fields missing?
     if frame is None:
@@ -187,19 +273,57 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
             problems = None
     if width < len(header):
         notes.append(f"{len(header) - width} unnamed empty column(s) at the right edge of the header were ignored")
-    dupes = sorted({name for name in header[:width] if header[:width].count(name) > 1})
-    if dupes:
-        notes.append("the header repeats " + ", ".join(repr(d) for d in dupes)
-                     + "; later copies are named NAME_duplicated_N in the reports")
+    _note_repeats(header[:width], notes)
     if problems is not None:
         notes.append(f"{problems.len() - problems.null_count()} line(s) have a different number of fields "
                      "than the header; they are reported invalid (MALFORMED_ROW)")
     return Table(frame, problems, notes, header[:width])
 
 
-def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) -> pl.DataFrame:
+def _named_width(header: list[str]) -> int:
+    """How many columns count: trailing unnamed ones (Excel's ragged right edge) do not."""
+    width = len(header)
+    while width > 1 and not header[width - 1].strip():
+        width -= 1
+    return width
+
+
+def _note_repeats(header: list[str], notes: list[str]) -> None:
+    dupes = sorted({name for name in header if header.count(name) > 1})
+    if dupes:
+        notes.append("the header repeats " + ", ".join(repr(d) for d in dupes)
+                     + "; later copies are named NAME_duplicated_N in the reports")
+
+
+def _drop_blank(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose cells are all empty or whitespace (a blank line, a line of delimiters) are not rows."""
+    if not frame.width:
+        return frame
+    blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars(_STRIP) == "")
+                               for c in frame.columns])
+    return frame.filter(~blank)
+
+
+def _grid_table(header: list[str], body: pl.DataFrame, notes: list[str]) -> Table:
+    """A workbook sheet or Parquet file as a Table: same header rules as a CSV's, all text."""
+    body = body.rename(dict(zip(body.columns, [f"c{i}" for i in range(body.width)], strict=True)))
+    width = _named_width(header)
+    extra = body.select(body.columns[width:])
+    if extra.width and _drop_blank(extra).height:
+        width = len(header)  # data under an unnamed column: keep it, named
+    header = [name if name.strip() else f"unnamed_{i + 1}" for i, name in enumerate(header[:width])]
+    if width < len(body.columns):
+        notes.append(f"{len(body.columns) - width} unnamed empty column(s) at the right edge were ignored")
+    names = _unique_names(header)
+    frame = body.select(pl.col(f"c{i}").cast(pl.String).alias(name) for i, name in enumerate(names))
+    _note_repeats(header, notes)
+    return Table(_drop_blank(frame), None, notes, header)
+
+
+def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None,
+             sheet: str | None = None) -> pl.DataFrame:
     """The input's columns as read (see ``read_table``): what results.csv and `retry` copy."""
-    return read_table(path, encoding, delimiter).frame
+    return read_table(path, encoding, delimiter, sheet).frame
 
 
 def match_column(wanted: str, header: list[str], notes: list[str], written: list[str] | None = None) -> str:
@@ -241,9 +365,35 @@ def _scrub_inside(fields: pl.DataFrame) -> pl.DataFrame:
     return fields.with_columns(fixes) if fixes else fields
 
 
+def _mapped_names(job: Job) -> set[str]:
+    """Input columns the job names (a `_` column it maps is the user's, not a report's)."""
+    names = {spec.column for spec in job.columns.values() if spec.column is not None}
+    names.update(m.on for m in job.mappings.values())
+    names.update(job.key)
+    if job.operation_column is not None:
+        names.add(job.operation_column)
+    return names
+
+
+def drop_report_columns(table: Table, keep: set[str]) -> Table:
+    """An earlier run's results.csv or errors.csv fed back as input carries the report's own
+    `_` columns; results.csv appends fresh ones, so the old ones go (a clash would stop the run
+    after sending). Columns of RESULT_COLUMNS always go; other `_` columns unless the job maps them."""
+    report = {name for name in table.frame.columns
+              if name.startswith("_") and (name not in keep or name.split("_duplicated_")[0] in RESULT_COLUMNS)}
+    if not report:
+        return table
+    kept = [name for name in table.frame.columns if name not in report]
+    header = [written for written, name in zip(table.header, table.frame.columns, strict=True) if name in kept]
+    shown = ", ".join(name for name in table.frame.columns if name in report)
+    note = (f"{len(report)} report column(s) from an earlier run ({shown}) were dropped; "
+            "results.csv adds its own")
+    return Table(table.frame.select(kept), table.problems, [*table.notes, note], header)
+
+
 def load_input(job: Job, input_path: Path | None = None) -> LoadedInput:
     path = Path(input_path) if input_path else job.input
-    table = read_table(path, job.encoding, job.delimiter)
+    table = drop_report_columns(read_table(path, job.encoding, job.delimiter, job.sheet), _mapped_names(job))
     frame = table.frame
     if frame.height == 0:
         raise JobError(f"The input file {path} has a header but no data rows: nothing to do. (An empty weekly "
