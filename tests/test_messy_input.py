@@ -377,7 +377,7 @@ def test_a_runs_own_report_fed_back_as_input(tmp_path, report):
 
     job_with(tmp_path, b"Person,Cadence\n70001,5001\n7000x,5001\n", template=SL_JOB)
     assert cli("run", "job.toml", "--no-progress", cwd=tmp_path).returncode == 1
-    run_dir = next((tmp_path / "runs").iterdir())
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
     header, rows = _csv_rows(run_dir / report)
     fixed = tmp_path / "fixed.csv"
     with open(fixed, "w", encoding="utf-8", newline="") as handle:
@@ -389,7 +389,7 @@ def test_a_runs_own_report_fed_back_as_input(tmp_path, report):
     assert (checked.stdout + checked.stderr).count("report column(s) from an earlier run") == 1
     again = cli("run", "job.toml", "--input", str(fixed), "--no-progress", cwd=tmp_path)
     assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
-    second = max((tmp_path / "runs").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    (second,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".") and p != run_dir]
     header, results = _csv_rows(second / "results.csv")
     assert header == ["Person", "Cadence", *RESULT_COLUMNS]
     assert {r["Person"]: r["_status"] for r in results}["70002"] == "succeeded"
