@@ -1,16 +1,21 @@
-"""Read the input CSV with polars and map it onto operation fields.
+"""Read the input list (CSV, gzip-compressed CSV, .xlsx or Parquet) and map it onto operation fields.
 
 Every cell is read as text (no type inference: ``00Q…`` IDs and ``0012`` survive unchanged). The
 original columns are kept as read, for results.csv; the mapped fields are trimmed (including
 non-breaking and zero-width spaces) and empty cells become missing values.
 
-Files come from spreadsheets, CRM exports and hurried scripts, so reading is defensive: a BOM never
-reaches a column name, UTF-16 (Excel "Unicode text") is decoded, the delimiter is sniffed, blank
-lines are not rows, trailing unnamed empty columns are dropped, and a line with too few or too many
-fields becomes that row's problem (reported ``invalid``) rather than an error for the whole file.
-polars reads a regular file; an irregular one (polars refuses it, or its last column has gaps that
-may be missing fields) is re-read with the stdlib ``csv`` module, which reports each line's field
-count, so no line is ever silently shifted or dropped.
+Files come from spreadsheets, CRM exports and hurried scripts, so reading is defensive. What the
+file is comes from its bytes, not its name (filekind.py): a workbook or a gzip named .csv is read
+as what it is (workbook.py), UTF-16 with or without a BOM is decoded, and a file that is no list
+(another zip, an .xls, a PDF) is refused saying so. In a CSV a BOM never reaches a column name, the
+delimiter is sniffed (or taken from Excel's ``sep=;`` first line), CR-only line ends are read as
+lines, lines holding only whitespace and delimiters are not rows, trailing unnamed empty columns
+are dropped, and a line with too few or too many fields becomes that row's problem (reported
+``invalid``) rather than an error for the whole file. polars reads a regular file; an irregular
+one (polars refuses it, or its last column has gaps that may be missing fields) is re-read with
+the stdlib ``csv`` module, which reports each line's field count, so no line is ever silently
+shifted or dropped. Report columns (``_row``, ``_status``, …) of an earlier run's results.csv or
+errors.csv fed back as input are dropped with a note (``drop_report_columns``).
 """
 
 from __future__ import annotations
@@ -299,9 +304,13 @@ def _drop_blank(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows whose cells are all empty or whitespace (a blank line, a line of delimiters) are not rows."""
     if not frame.width:
         return frame
-    blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars(_STRIP) == "")
-                               for c in frame.columns])
-    return frame.filter(~blank)
+
+    def empty(name: str) -> pl.Expr:
+        return pl.col(name).is_null() | (pl.col(name).str.strip_chars(_STRIP) == "")
+
+    if not frame.select(empty(frame.columns[0]).any()).item():
+        return frame  # the usual file: every row has a first value, so no row is blank (one column scanned)
+    return frame.filter(~pl.all_horizontal([empty(c) for c in frame.columns]))
 
 
 def _grid_table(header: list[str], body: pl.DataFrame, notes: list[str]) -> Table:
