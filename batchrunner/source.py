@@ -180,6 +180,10 @@ def drop_report_columns(table: Table, keep: set[str]) -> Table:
     """An earlier run's results.csv or errors.csv fed back as input carries the report's own
     `_` columns; results.csv appends fresh ones, so the old ones go (a clash would stop the run
     after sending). Columns of RESULT_COLUMNS always go; other `_` columns unless the job maps them."""
+    clash = [name for name in RESULT_COLUMNS if name in keep and name in table.frame.columns]
+    if clash:
+        raise JobError(f"The job maps column {clash[0]!r}, a name results.csv uses for its own report column; "
+                       "rename that column in the file and the job.")
     report = {name for name in table.frame.columns
               if name.startswith("_") and (name not in keep or name.split("_duplicated_")[0] in RESULT_COLUMNS)}
     if not report:

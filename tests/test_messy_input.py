@@ -395,3 +395,12 @@ def test_a_runs_own_report_fed_back_as_input(tmp_path, report):
     assert header == ["Person", "Cadence", *RESULT_COLUMNS]
     assert {r["Person"]: r["_status"] for r in results}["70002"] == "succeeded"
     assert [r["_row"] for r in results] == [str(i) for i in range(1, len(rows) + 1)]
+
+
+def test_a_job_mapping_a_report_column_name_is_told_to_rename_it(tmp_path):
+    template = SL_JOB.replace('person_id = "Person"', 'person_id = "_row"')
+    with pytest.raises(JobError, match="maps column '_row', a name results.csv uses"):
+        prepare(load_job(job_with(tmp_path, b"_row,Cadence\n70001,5001\n", template=template)))
+    template = SL_JOB.replace('person_id = "Person"', 'person_id = "_person"')
+    prepared = prepare(load_job(job_with(tmp_path, b"_person,Cadence,_note\n70001,5001,x\n", template=template)))
+    assert prepared.loaded.frame.columns == ["_person", "Cadence"] and prepared.validated[CODE].to_list() == [None]
