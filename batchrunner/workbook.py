@@ -19,7 +19,11 @@ _EXACT = 10**15
 
 def read_xlsx(data: bytes, sheet: str | None, notes: list[str]) -> tuple[list[str], pl.DataFrame]:
     """The sheet's first row (the header) and the rows under it, every cell as text or null."""
-    import fastexcel  # imported here: only workbook input needs it
+    try:
+        import fastexcel  # imported here: only workbook input needs it
+    except ImportError:
+        raise JobError("The input is an Excel workbook; reading it needs the fastexcel package "
+                       "(a batchrunner dependency): pip install fastexcel, or save the sheet as CSV.") from None
 
     try:
         reader = fastexcel.read_excel(data)

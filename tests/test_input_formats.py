@@ -248,3 +248,9 @@ def test_other_binary_files_say_what_they_are(tmp_path, data, fragment):
 def test_an_xlsx_id_cell_keeps_its_invalid_verdict_for_a_fraction(tmp_path):
     prepared = prepared_for(tmp_path, "list.xlsx", xlsx({"People": [["Person", "Cadence"], [70001.5, 5001]]}))
     assert prepared.validated[CODE].to_list() == ["INVALID_ID"] and "70001.5" in prepared.validated[MESSAGE][0]
+
+
+def test_without_fastexcel_a_workbook_is_a_job_error_saying_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "fastexcel", None)  # as if the package were not installed
+    with pytest.raises(JobError, match="needs the fastexcel package"):
+        prepared_for(tmp_path, "list.xlsx", xlsx({"People": PEOPLE}))
