@@ -105,7 +105,7 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
     if kind in (filekind.XLSX, filekind.PARQUET):
         if kind == filekind.XLSX:
             header, body = read_xlsx(data, sheet, notes)
-            if not path.suffix.lower() in (".xlsx", ".xlsm"):
+            if path.suffix.lower() not in (".xlsx", ".xlsm"):
                 notes.append(f"{path.name} is an Excel workbook (.xlsx) whatever its name; read as one")
         else:
             header, body = read_parquet(data)
@@ -114,11 +114,18 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
         return grid_table(header, body, notes)
     if sheet is not None:
         notes.append(f"sheet = {sheet!r} was ignored: the input is a text (CSV) file, not a workbook")
-    if kind in (filekind.UTF16_LE, filekind.UTF16_BE) and not codecs.lookup(encoding).name.startswith("utf-16"):
+    if kind in (filekind.UTF16_LE, filekind.UTF16_BE) and not _is_utf16(encoding):
         notes.append(f"the file is {kind.upper()} text without a byte-order mark (NUL bytes in every other "
                      "position); decoded as such")
         encoding = kind
     return csv_table(path, decode(data, encoding), delimiter, notes)
+
+
+def _is_utf16(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name.startswith("utf-16")
+    except LookupError:
+        return False  # the file's NUL pattern says UTF-16 whatever the job's unknown name says
 
 
 def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None,

@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import signal
+import sys
 import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -251,6 +252,13 @@ def test_an_xlsx_id_cell_keeps_its_invalid_verdict_for_a_fraction(tmp_path):
 
 
 def test_without_fastexcel_a_workbook_is_a_job_error_saying_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "fastexcel", None)  # as if the package were not installed
+    monkeypatch.setitem(sys.modules, "fastexcel", None)  # as if the package were not installed
     with pytest.raises(JobError, match="needs the fastexcel package"):
         prepared_for(tmp_path, "list.xlsx", xlsx({"People": PEOPLE}))
+
+
+def test_utf16_without_a_bom_wins_over_a_wrong_or_unknown_encoding_setting(tmp_path):
+    data = "Person,Cadence\r\n70001,5001\r\n".encode("utf-16-le")
+    for setting in ('encoding = "windows-1252"', 'encoding = "klingon"'):
+        prepared = prepared_for(tmp_path, "list.csv", data, extra=setting)
+        assert prepared.validated["person_id"].to_list() == [70001]
