@@ -104,14 +104,14 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
             raise JobError(f"The input {path.name} is compressed twice (gzip inside gzip); decompress it first.")
     if kind in (filekind.XLSX, filekind.PARQUET):
         if kind == filekind.XLSX:
-            header, body = read_xlsx(data, sheet, notes)
+            header, body, rounded = read_xlsx(data, sheet, notes)
             if path.suffix.lower() not in (".xlsx", ".xlsm"):
                 notes.append(f"{path.name} is an Excel workbook (.xlsx) whatever its name; read as one")
         else:
-            header, body = read_parquet(data)
+            header, body, rounded = read_parquet(data)
             if sheet is not None:
                 notes.append(f"sheet = {sheet!r} was ignored: the input is a Parquet file, not a workbook")
-        return grid_table(header, body, notes)
+        return grid_table(header, body, notes, rounded)
     if sheet is not None:
         notes.append(f"sheet = {sheet!r} was ignored: the input is a text (CSV) file, not a workbook")
     if kind in (filekind.UTF16_LE, filekind.UTF16_BE) and not _is_utf16(encoding):
@@ -200,7 +200,7 @@ def drop_report_columns(table: Table, keep: set[str]) -> Table:
     shown = ", ".join(name for name in table.frame.columns if name in report)
     note = (f"{len(report)} report column(s) from an earlier run ({shown}) were dropped; "
             "results.csv adds its own")
-    return Table(table.frame.select(kept), table.problems, [*table.notes, note], header)
+    return Table(table.frame.select(kept), table.problems, [*table.notes, note], header, table.rounded)
 
 
 def load_input(job: Job, input_path: Path | None = None) -> LoadedInput:
@@ -234,8 +234,13 @@ def load_input(job: Job, input_path: Path | None = None) -> LoadedInput:
     nul = [pl.when(pl.col(c).str.contains("\x00", literal=True)).then(pl.lit(f"column {c!r} contains a NUL byte "
                                                                             "(a broken export?)"))
            for c in dict.fromkeys(raw_columns.values())]
+    # a number too long for a spreadsheet (or a float) to hold exactly: the ID may have been rounded
+    rounded = [pl.when(pl.col(c).is_in(table.rounded[c])).then(pl.lit(
+        f"column {c!r} holds a number of more than 15 digits, stored as a number: the spreadsheet kept only 15 "
+        "significant digits, so it may have been rounded. Format the column as Text and enter the IDs again"))
+        for c in dict.fromkeys(raw_columns.values()) if c in table.rounded]
     problems = [pl.lit(table.problems)] if table.problems is not None else []
-    problem = pl.coalesce([*problems, *nul, pl.lit(None, dtype=pl.String)])
+    problem = pl.coalesce([*problems, *nul, *rounded, pl.lit(None, dtype=pl.String)])
     fields = frame.select(*exprs, problem.alias(ROW_PROBLEM))
     fields = _scrub_inside(fields)
     if fields[ROW_PROBLEM].null_count() == fields.height:

@@ -22,6 +22,8 @@ class Table:
     problems: pl.Series | None = None  # one entry per row: a message, or null
     notes: list[str] = field(default_factory=list)
     header: list[str] = field(default_factory=list)  # the header as written (before de-duplication)
+    #: column -> texts of numbers a spreadsheet or float column stored too long to be exact (workbook.py)
+    rounded: dict[str, list[str]] = field(default_factory=dict)
 
 
 def unique_names(names: list[str]) -> list[str]:
@@ -66,8 +68,10 @@ def drop_blank(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(~pl.all_horizontal([empty(c) for c in frame.columns]))
 
 
-def grid_table(header: list[str], body: pl.DataFrame, notes: list[str]) -> Table:
-    """A workbook sheet or Parquet file as a Table: same header rules as a CSV's, all text."""
+def grid_table(header: list[str], body: pl.DataFrame, notes: list[str],
+               rounded: dict[int, list[str]] | None = None) -> Table:
+    """A workbook sheet or Parquet file as a Table: same header rules as a CSV's, all text.
+    ``rounded``: column position -> texts of numbers too long to be exact."""
     body = body.rename(dict(zip(body.columns, [f"c{i}" for i in range(body.width)], strict=True)))
     width = named_width(header)
     extra = body.select(body.columns[width:])
@@ -79,4 +83,5 @@ def grid_table(header: list[str], body: pl.DataFrame, notes: list[str]) -> Table
     names = unique_names(header)
     frame = body.select(pl.col(f"c{i}").cast(pl.String).alias(name) for i, name in enumerate(names))
     note_repeats(header, notes)
-    return Table(drop_blank(frame), None, notes, header)
+    by_name = {names[i]: texts for i, texts in (rounded or {}).items() if i < len(names)}
+    return Table(drop_blank(frame), None, notes, header, by_name)

@@ -15,9 +15,12 @@ from batchrunner.errors import JobError, did_you_mean
 
 #: a whole float below this is written as an integer; beyond it a spreadsheet has already rounded it
 _EXACT = 10**15
+#: column position -> the texts of its numbers too long to be exact (an 18-digit ID typed into Excel
+#: keeps 15 significant digits): such a value in a mapped column is reported, not sent
+Rounded = dict[int, list[str]]
 
 
-def read_xlsx(data: bytes, sheet: str | None, notes: list[str]) -> tuple[list[str], pl.DataFrame]:
+def read_xlsx(data: bytes, sheet: str | None, notes: list[str]) -> tuple[list[str], pl.DataFrame, Rounded]:
     """The sheet's first row (the header) and the rows under it, every cell as text or null."""
     try:
         import fastexcel  # imported here: only workbook input needs it
@@ -45,10 +48,27 @@ def read_xlsx(data: bytes, sheet: str | None, notes: list[str]) -> tuple[list[st
     if grid.height == 0 or grid.width == 0:
         raise JobError(f"Sheet {chosen!r} of the input workbook is empty: it needs a header row and rows.")
     header = ["" if cell is None else str(cell) for cell in grid.row(0)]
-    return header, grid.slice(1)
+    body = grid.slice(1)
+    return header, body, _rounded_cells(reader, chosen, body)
 
 
-def read_parquet(data: bytes) -> tuple[list[str], pl.DataFrame]:
+def _rounded_cells(reader: object, chosen: str, body: pl.DataFrame) -> Rounded:
+    """Numbers of 16 or more digits stored as numbers (not text). The text grid cannot tell a
+    number from a text cell, so the sheet is loaded again with types, only when a cell has that
+    many digits (the usual list never pays for it)."""
+    suspect = [i for i, name in enumerate(body.columns) if body[name].str.contains(r"^\d{16,}$").any()]
+    if not suspect:
+        return {}
+    typed = reader.load_sheet(chosen, header_row=None, skip_rows=1).to_polars()  # type: ignore[attr-defined]
+    rounded: Rounded = {}
+    for i in suspect:
+        if i < typed.width and typed[:, i].dtype.is_float() and typed.height == body.height:
+            big = typed[:, i].abs() >= _EXACT
+            rounded[i] = body[:, i].filter(big.fill_null(False)).unique().to_list()
+    return {i: texts for i, texts in rounded.items() if texts}
+
+
+def read_parquet(data: bytes) -> tuple[list[str], pl.DataFrame, Rounded]:
     """The file's columns, every value as text (see the module docstring for numbers)."""
     import io
 
@@ -58,7 +78,15 @@ def read_parquet(data: bytes) -> tuple[list[str], pl.DataFrame]:
         raise JobError(f"The input Parquet file cannot be read: {exc}") from None
     if frame.width == 0:
         raise JobError("The input Parquet file has no columns.")
-    return frame.columns, frame.select(_as_text(frame[name]) for name in frame.columns)
+    text = frame.select(_as_text(frame[name]) for name in frame.columns)
+    rounded: Rounded = {}
+    for i, name in enumerate(frame.columns):
+        if frame[name].dtype.is_float():
+            big = (frame[name].abs() >= _EXACT) & (frame[name] == frame[name].round(0))
+            texts = text[name].filter(big.fill_null(False)).unique().to_list()
+            if texts:
+                rounded[i] = texts
+    return frame.columns, text, rounded
 
 
 def _as_text(column: pl.Series) -> pl.Series:
