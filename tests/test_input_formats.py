@@ -266,13 +266,14 @@ def test_utf16_without_a_bom_wins_over_a_wrong_or_unknown_encoding_setting(tmp_p
 
 def test_a_number_too_long_for_a_spreadsheet_in_a_mapped_column_is_invalid_not_sent(tmp_path):
     long_id = 1234567890123456789  # stored as a float in the workbook: only 15 significant digits survive
-    book = xlsx({"People": [["Person", "Cadence", "Phone"], [long_id, 5001, 4155550100123456], [70001, 5001, None]]})
+    book = xlsx({"People": [["Person", "Cadence", "Phone"], [long_id, 5001, None], [70001, 5001, 4155550100123456]]})
     prepared = prepared_for(tmp_path, "list.xlsx", book)
     assert prepared.validated[CODE].to_list() == ["MALFORMED_ROW", None]  # Phone is not mapped: no problem
-    assert "more than 15 digits" in prepared.validated[MESSAGE][0] and "Format the column as Text" in \
-        prepared.validated[MESSAGE][0]
+    message = prepared.validated[MESSAGE][0]
+    assert "more than 15 digits" in message and "Format the column as Text" in message
     text_id = xlsx({"People": [["Person", "Cadence"], ["1234567890123456789", 5001]]})  # typed as text: exact
     assert prepared_for(tmp_path, "list.xlsx", text_id).loaded.frame["Person"].to_list() == ["1234567890123456789"]
     buffer = io.BytesIO()
     pl.DataFrame({"Person": [1.5e18, 70001.0], "Cadence": [5001, 5001]}).write_parquet(buffer)
-    assert prepared_for(tmp_path, "list.parquet", buffer.getvalue()).validated[CODE].to_list() == ["MALFORMED_ROW", None]
+    from_parquet = prepared_for(tmp_path, "list.parquet", buffer.getvalue())
+    assert from_parquet.validated[CODE].to_list() == ["MALFORMED_ROW", None]
