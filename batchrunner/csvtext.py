@@ -118,6 +118,8 @@ def _excel_sep_hint(data: bytes, delimiter: str | None, notes: list[str]) -> tup
 
 
 def csv_table(path: Path, data: bytes, delimiter: str | None, notes: list[str]) -> Table:
+    """Read decoded (UTF-8) CSV bytes: polars when the file is regular, else the careful reader,
+    so a ragged line is that row's problem and never shifts or drops another row."""
     if not data.strip():
         raise JobError(f"The input file {path} is empty: it needs a header line and rows.")
     data = _old_mac_lines(data, notes)
