@@ -121,6 +121,7 @@ class Job:
     wire_values: dict[str, dict[str, str]] = field(default_factory=dict)
     encoding: str = "utf-8"
     delimiter: str | None = None  # None: sniff comma / semicolon / tab
+    sheet: str | None = None  # .xlsx input: the sheet to read (None: the first); docs/input-files.md
     mappings: dict[str, Mapping] = field(default_factory=dict)  # operation field -> lookup join (mappings.py)
     mode: str = "once"  # "once" | "sync" (sync.py: recurring lists)
     key: list[str] = field(default_factory=list)  # sync: the input column(s) naming a row's person
@@ -138,8 +139,8 @@ class Job:
 
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
-    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing", "notify", "report_bom",
-    "report_xlsx", "max_removals",
+    "wire_values", "encoding", "delimiter", "sheet", "mappings", "mode", "key", "remove_missing", "notify",
+    "report_bom", "report_xlsx", "max_removals",
 )
 
 
@@ -285,6 +286,7 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         wire_values=wire_values,
         encoding=text("encoding") or "utf-8",
         delimiter=text("delimiter"),
+        sheet=text("sheet"),
         mappings=mappings,
         mode=mode,
         key=key,

@@ -1,36 +1,47 @@
-"""Read the input CSV with polars and map it onto operation fields.
+"""Read the input list (CSV, gzip-compressed CSV, .xlsx or Parquet) and map it onto operation fields.
 
 Every cell is read as text (no type inference: ``00Q…`` IDs and ``0012`` survive unchanged). The
 original columns are kept as read, for results.csv; the mapped fields are trimmed (including
 non-breaking and zero-width spaces) and empty cells become missing values.
 
-Files come from spreadsheets, CRM exports and hurried scripts, so reading is defensive: a BOM never
-reaches a column name, UTF-16 (Excel "Unicode text") is decoded, the delimiter is sniffed, blank
-lines are not rows, trailing unnamed empty columns are dropped, and a line with too few or too many
-fields becomes that row's problem (reported ``invalid``) rather than an error for the whole file.
-polars reads a regular file; an irregular one (polars refuses it, or its last column has gaps that
-may be missing fields) is re-read with the stdlib ``csv`` module, which reports each line's field
-count, so no line is ever silently shifted or dropped.
+Files come from spreadsheets, CRM exports and hurried scripts, so reading is defensive. What the
+file is comes from its bytes, not its name (filekind.py): a workbook or a gzip named .csv is read
+as what it is (workbook.py), UTF-16 with or without a BOM is decoded, and a file that is no list
+(another zip, an .xls, a PDF) is refused saying so. In a CSV a BOM never reaches a column name, the
+delimiter is sniffed (or taken from Excel's ``sep=;`` first line), CR-only line ends are read as
+lines, lines holding only whitespace and delimiters are not rows, trailing unnamed empty columns
+are dropped, and a line with too few or too many fields becomes that row's problem (reported
+``invalid``) rather than an error for the whole file. polars reads a regular file; an irregular
+one (polars refuses it, or its last column has gaps that may be missing fields) is re-read with
+the stdlib ``csv`` module, which reports each line's field count, so no line is ever silently
+shifted or dropped. Report columns (``_row``, ``_status``, …) of an earlier run's results.csv or
+errors.csv fed back as input are dropped with a note (``drop_report_columns``).
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
+import gzip
 import hashlib
-import io
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from batchrunner import filekind
 from batchrunner.errors import JobError, did_you_mean
+from batchrunner.csvtext import csv_table, decode
 from batchrunner.job import Job
+from batchrunner.report import RESULT_COLUMNS
+from batchrunner.table import ROW_PROBLEM, STRIP, Table, grid_table
+from batchrunner.workbook import read_parquet, read_xlsx
+
+__all__ = ["OPERATION", "ROW_PROBLEM", "LoadedInput", "Table", "clean", "file_sha256", "load_input", "match_column",
+           "read_csv", "read_table"]
 
 OPERATION = "__operation"  # the raw per-row operation name in the fields frame
-ROW_PROBLEM = "__row_problem"  # why a row cannot be used as read (a ragged line, a NUL byte), else null
-#: what `trim` removes: ASCII whitespace, NBSP, zero-width space/joiners, BOM
-_STRIP = " \t\r\n\f\v\u00a0\u200b\u200c\u200d\u2060\ufeff"
+_STRIP = STRIP
 _ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff]"
 
 
@@ -43,16 +54,6 @@ class LoadedInput:
     notes: list[str] = field(default_factory=list)  # things worth telling the user
 
 
-@dataclass
-class Table:
-    """A CSV as read: its columns (all text), what is wrong with particular lines, and notes."""
-
-    frame: pl.DataFrame
-    problems: pl.Series | None = None  # one entry per row: a message, or null
-    notes: list[str] = field(default_factory=list)
-    header: list[str] = field(default_factory=list)  # the header as written (before de-duplication)
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -61,145 +62,76 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _where(data: bytes, offset: int) -> str:
-    line = data.count(b"\n", 0, offset) + 1
-    return f"byte offset {offset}, line {line}"
-
-
-def _decode(data: bytes, encoding: str) -> bytes:
-    """Return UTF-8 bytes without a BOM, or a JobError naming where decoding failed."""
-    if data.startswith(codecs.BOM_UTF8):
-        data, encoding = data[3:], "utf-8"
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
+def _read_bytes(path: Path) -> bytes:
     try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
-        raise JobError(f"Unknown encoding {encoding!r}: use e.g. \"utf-8\", \"windows-1252\", \"utf-16\".") from None
-    if codec == "utf-8":
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise JobError(
-                f"The input is not valid UTF-8: byte 0x{data[exc.start]:02x} at {_where(data, exc.start)}. "
-                "Set encoding = \"windows-1252\" (or the file's real encoding) in the job."
-            ) from None
-        return data
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise JobError(f"The input cannot be read as {encoding}: byte 0x{data[exc.start]:02x} at "
-                       f"{_where(data, exc.start)}.") from None
-    return text.lstrip("\ufeff").encode("utf-8")
-
-
-def sniff_delimiter(header: bytes) -> str:
-    counts = {sep: header.count(sep.encode()) for sep in (",", ";", "\t")}
-    return max(counts, key=lambda sep: counts[sep]) if any(counts.values()) else ","
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    """Column names as polars makes them unique (``a``, ``a_duplicated_0``), for both readers."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        if name in seen:
-            out.append(f"{name}_duplicated_{seen[name]}")
-            seen[name] += 1
-        else:
-            seen[name] = 0
-            out.append(name)
-    return out
-
-
-def _csv_reader(text: io.StringIO, sep: str):
-    return csv.reader(text, delimiter=sep, quotechar='"', doublequote=True, strict=False)
-
-
-def _first_record(data: bytes, sep: str) -> list[str]:
-    head = data[: 1 << 16].decode("utf-8", errors="ignore")
-    return next(_csv_reader(io.StringIO(head, newline=""), sep), [])
-
-
-def _read_with_csv_module(data: bytes, sep: str, width: int, names: list[str]) -> tuple[pl.DataFrame, pl.Series]:
-    """The careful reader: every line's field count is known, so a ragged line is that row's
-    problem; blank lines are skipped. Slower than polars (about 1 s per million rows)."""
-    columns: list[list[str | None]] = [[] for _ in range(width)]
-    problems: list[str | None] = []
-    records = _csv_reader(io.StringIO(data.decode("utf-8"), newline=""), sep)
-    next(records, None)  # the header
-    for record in records:
-        if not any(record):
-            continue  # a blank line (or only delimiters): not a row
-        n = len(record)
-        problem = None
-        if n > width and any(cell.strip() for cell in record[width:]):
-            problem = (f"this line has {n} fields but the header has {width}: a delimiter inside an unquoted "
-                       "value? The extra fields were not read")
-        elif n < width:
-            problem = f"this line has {n} fields but the header has {width}: a value is missing or the line was cut"
-        for i in range(width):
-            cell = record[i] if i < n else None
-            columns[i].append(cell if cell != "" else None)
-        problems.append(problem)
-    frame = pl.DataFrame({name: col for name, col in zip(names, columns, strict=True)},
-                         schema={name: pl.String for name in names})
-    return frame, pl.Series(ROW_PROBLEM, problems, dtype=pl.String)
-
-
-def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None) -> Table:
-    try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise JobError(f"Input file not found: {path}") from None
     except IsADirectoryError:
         raise JobError(f"The input {path} is a directory, not a CSV file.") from None
     except OSError as exc:
         raise JobError(f"Cannot read input file {path}: {exc}") from None
-    data = _decode(data, encoding)
-    if not data.strip():
-        raise JobError(f"The input file {path} is empty: it needs a header line and rows.")
-    sep = delimiter or sniff_delimiter(data.split(b"\n", 1)[0])
+
+
+def _kind(data: bytes, path: Path) -> str:
+    try:
+        return filekind.sniff_kind(data)
+    except ValueError as exc:
+        raise JobError(f"The input {path.name} cannot be used: {exc}") from None
+
+
+def _gunzip(data: bytes, path: Path, notes: list[str]) -> bytes:
+    try:
+        data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise JobError(f"The input {path.name} is gzip-compressed but damaged or cut short ({exc}); "
+                       "download or export it again.") from None
+    notes.append("the file is gzip-compressed; its contents were read")
+    return data
+
+
+def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None, sheet: str | None = None) -> Table:
+    """Read a list: CSV (any of the dialects in the module docstring), gzip-compressed CSV, .xlsx
+    (``sheet``, else the first) or Parquet, recognised by content, not by name."""
+    path = Path(path)
+    data = _read_bytes(path)
     notes: list[str] = []
-    if delimiter is None and sep != ",":
-        notes.append(f"columns are separated by {'tab' if sep == chr(9) else repr(sep)} (sniffed from the header)")
-    header = [name.strip("\r\n") for name in _first_record(data, sep)]
-    width = len(header)
-    while width > 1 and not header[width - 1].strip():
-        width -= 1  # trailing unnamed columns (Excel's ragged right edge); checked for data below
-    names = _unique_names(header[:width])
-    frame: pl.DataFrame | None = None
-    problems: pl.Series | None = None
-    if width == len(header):
-        try:
-            frame = pl.read_csv(io.BytesIO(data), separator=sep, infer_schema=False, has_header=True,
-                                new_columns=names, quote_char='"')
-        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
-            frame = None  # more fields than the header on some line, or bad quoting: read it carefully
-        if frame is not None:
-            blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c) == "") for c in frame.columns])
-            frame = frame.filter(~blank)  # blank lines (or only delimiters) are not rows
-            if frame.width and frame[:, -1].null_count():
-                frame = None  # gaps in the last column: empty values, or lines with fields missing?
-    if frame is None:
-        frame, problems = _read_with_csv_module(data, sep, width, names)
-        if problems.null_count() == problems.len():
-            problems = None
-    if width < len(header):
-        notes.append(f"{len(header) - width} unnamed empty column(s) at the right edge of the header were ignored")
-    dupes = sorted({name for name in header[:width] if header[:width].count(name) > 1})
-    if dupes:
-        notes.append("the header repeats " + ", ".join(repr(d) for d in dupes)
-                     + "; later copies are named NAME_duplicated_N in the reports")
-    if problems is not None:
-        notes.append(f"{problems.len() - problems.null_count()} line(s) have a different number of fields "
-                     "than the header; they are reported invalid (MALFORMED_ROW)")
-    return Table(frame, problems, notes, header[:width])
+    kind = _kind(data, path)
+    if kind == filekind.GZIP:
+        data = _gunzip(data, path, notes)
+        kind = _kind(data, path)
+        if kind == filekind.GZIP:
+            raise JobError(f"The input {path.name} is compressed twice (gzip inside gzip); decompress it first.")
+    if kind in (filekind.XLSX, filekind.PARQUET):
+        if kind == filekind.XLSX:
+            header, body, rounded = read_xlsx(data, sheet, notes)
+            if path.suffix.lower() not in (".xlsx", ".xlsm"):
+                notes.append(f"{path.name} is an Excel workbook (.xlsx) whatever its name; read as one")
+        else:
+            header, body, rounded = read_parquet(data)
+            if sheet is not None:
+                notes.append(f"sheet = {sheet!r} was ignored: the input is a Parquet file, not a workbook")
+        return grid_table(header, body, notes, rounded)
+    if sheet is not None:
+        notes.append(f"sheet = {sheet!r} was ignored: the input is a text (CSV) file, not a workbook")
+    if kind in (filekind.UTF16_LE, filekind.UTF16_BE) and not _is_utf16(encoding):
+        notes.append(f"the file is {kind.upper()} text without a byte-order mark (NUL bytes in every other "
+                     "position); decoded as such")
+        encoding = kind
+    return csv_table(path, decode(data, encoding), delimiter, notes)
 
 
-def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) -> pl.DataFrame:
+def _is_utf16(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name.startswith("utf-16")
+    except LookupError:
+        return False  # the file's NUL pattern says UTF-16 whatever the job's unknown name says
+
+
+def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None,
+             sheet: str | None = None) -> pl.DataFrame:
     """The input's columns as read (see ``read_table``): what results.csv and `retry` copy."""
-    return read_table(path, encoding, delimiter).frame
+    return read_table(path, encoding, delimiter, sheet).frame
 
 
 def match_column(wanted: str, header: list[str], notes: list[str], written: list[str] | None = None) -> str:
@@ -241,9 +173,39 @@ def _scrub_inside(fields: pl.DataFrame) -> pl.DataFrame:
     return fields.with_columns(fixes) if fixes else fields
 
 
+def _mapped_names(job: Job) -> set[str]:
+    """Input columns the job names (a `_` column it maps is the user's, not a report's)."""
+    names = {spec.column for spec in job.columns.values() if spec.column is not None}
+    names.update(m.on for m in job.mappings.values())
+    names.update(job.key)
+    if job.operation_column is not None:
+        names.add(job.operation_column)
+    return names
+
+
+def drop_report_columns(table: Table, keep: set[str]) -> Table:
+    """An earlier run's results.csv or errors.csv fed back as input carries the report's own
+    `_` columns; results.csv appends fresh ones, so the old ones go (a clash would stop the run
+    after sending). Columns of RESULT_COLUMNS always go; other `_` columns unless the job maps them."""
+    clash = [name for name in RESULT_COLUMNS if name in keep and name in table.frame.columns]
+    if clash:
+        raise JobError(f"The job maps column {clash[0]!r}, a name results.csv uses for its own report column; "
+                       "rename that column in the file and the job.")
+    report = {name for name in table.frame.columns
+              if name.startswith("_") and (name not in keep or name.split("_duplicated_")[0] in RESULT_COLUMNS)}
+    if not report:
+        return table
+    kept = [name for name in table.frame.columns if name not in report]
+    header = [written for written, name in zip(table.header, table.frame.columns, strict=True) if name in kept]
+    shown = ", ".join(name for name in table.frame.columns if name in report)
+    note = (f"{len(report)} report column(s) from an earlier run ({shown}) were dropped; "
+            "results.csv adds its own")
+    return Table(table.frame.select(kept), table.problems, [*table.notes, note], header, table.rounded)
+
+
 def load_input(job: Job, input_path: Path | None = None) -> LoadedInput:
     path = Path(input_path) if input_path else job.input
-    table = read_table(path, job.encoding, job.delimiter)
+    table = drop_report_columns(read_table(path, job.encoding, job.delimiter, job.sheet), _mapped_names(job))
     frame = table.frame
     if frame.height == 0:
         raise JobError(f"The input file {path} has a header but no data rows: nothing to do. (An empty weekly "
@@ -272,8 +234,13 @@ def load_input(job: Job, input_path: Path | None = None) -> LoadedInput:
     nul = [pl.when(pl.col(c).str.contains("\x00", literal=True)).then(pl.lit(f"column {c!r} contains a NUL byte "
                                                                             "(a broken export?)"))
            for c in dict.fromkeys(raw_columns.values())]
+    # a number too long for a spreadsheet (or a float) to hold exactly: the ID may have been rounded
+    rounded = [pl.when(pl.col(c).is_in(table.rounded[c])).then(pl.lit(
+        f"column {c!r} holds a number of more than 15 digits, stored as a number: the spreadsheet kept only 15 "
+        "significant digits, so it may have been rounded. Format the column as Text and enter the IDs again"))
+        for c in dict.fromkeys(raw_columns.values()) if c in table.rounded]
     problems = [pl.lit(table.problems)] if table.problems is not None else []
-    problem = pl.coalesce([*problems, *nul, pl.lit(None, dtype=pl.String)])
+    problem = pl.coalesce([*problems, *nul, *rounded, pl.lit(None, dtype=pl.String)])
     fields = frame.select(*exprs, problem.alias(ROW_PROBLEM))
     fields = _scrub_inside(fields)
     if fields[ROW_PROBLEM].null_count() == fields.height:

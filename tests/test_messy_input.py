@@ -15,6 +15,7 @@ from batchrunner.errors import JobError
 from batchrunner.job import load_job
 from batchrunner.platforms.salesforce.ids import checksum, to18
 from batchrunner.runner import prepare, run_prepared
+from batchrunner.source import _STRIP
 from batchrunner.validate import CODE, MESSAGE
 
 from conftest import cli
@@ -294,8 +295,9 @@ def test_any_content_never_raises_and_every_data_row_is_reported(tmp_path_factor
     if not final_newline:
         text = text.rstrip("\r\n") if rows else text
     data = (codecs.BOM_UTF8 if bom else b"") + text.encode("utf-8")
-    # the oracle: the stdlib reader's records after the header that hold anything
-    expected = sum(1 for record in list(csv.reader(io.StringIO(text, newline="")))[1:] if any(record))
+    # the oracle: the stdlib reader's records after the header that hold more than whitespace
+    records = list(csv.reader(io.StringIO(text, newline="")))[1:]
+    expected = sum(1 for record in records if any(cell.strip(_STRIP) for cell in record))
     try:
         got, summary = full_run(tmp_path, data)
     except JobError as exc:
@@ -314,3 +316,91 @@ def test_retry_with_nothing_to_retry_is_a_clear_job_error(tmp_path):
     assert rows[0]["_status"] == "succeeded"
     with pytest.raises(JobError, match="Nothing to retry"):
         retry_rows(next((tmp_path / "runs").iterdir()))
+
+
+# -- issue 13: files that still ended in tracebacks ----------------------------------------------
+BIG = "x" * 140_000  # over the csv module's default 128 KiB field limit
+
+
+@pytest.mark.parametrize("tail", ["{L2}\n", "{L2},\n"], ids=["ragged-line", "empty-last-cell"])
+def test_a_cell_over_128_kib_with_a_ragged_line_or_an_empty_last_cell(tmp_path, tail):
+    data = (f"Lead Id,Note\n{L1},\"{BIG}\"\n" + tail.format(L2=L2)).encode()
+    rows, _ = full_run(tmp_path, data)
+    assert len(rows) == 2 and rows[0]["Note"] == BIG and rows[0]["_status"] != "invalid"
+    if tail.endswith(",\n"):
+        assert rows[1]["_status"] != "invalid" and rows[1]["Note"] == ""
+    else:
+        assert rows[1]["_error_code"] == "MALFORMED_ROW"
+        assert "1 fields but the header has 2" in rows[1]["_error_message"]
+
+
+def test_a_header_line_over_64_kib_is_read_whole(tmp_path):
+    names = [f"Column with a long descriptive name {i:05d}" for i in range(2000)] + ["Lead Id"]
+    data = (",".join(names) + "\n" + ",".join(["v"] * 2000 + [L1]) + "\n").encode()
+    assert len(data.split(b"\n")[0]) > 1 << 16
+    prepared = prepare(load_job(job_with(tmp_path, data)))
+    assert prepared.loaded.frame.width == 2001 and prepared.validated["targetId"].to_list() == [to18(L1)]
+
+
+def test_old_mac_cr_only_line_endings(tmp_path):
+    data = f"Lead Id,Note\r{L1},\"two\rlines\"\r{L2},b\r".encode()
+    rows, _ = full_run(tmp_path, data)
+    assert [r["Lead Id"] for r in rows] == [L1, L2] and rows[0]["Note"] == "two\nlines"
+    prepared = prepare(load_job(job_with(tmp_path, data)))
+    assert any("CR only" in n for n in prepared.loaded.notes)
+
+
+def test_excel_sep_line_is_a_dialect_hint_not_the_header(tmp_path):
+    data = f"sep=;\r\nLead Id;Company\r\n{L1};Acme, Inc.\r\n".encode()
+    prepared = prepare(load_job(job_with(tmp_path, data)))
+    assert prepared.loaded.frame.columns == ["Lead Id", "Company"]
+    assert prepared.loaded.frame["Company"].to_list() == ["Acme, Inc."] and prepared.validated[CODE].to_list() == [None]
+    assert any("sep=;" in n for n in prepared.loaded.notes)
+
+
+def test_lines_of_only_whitespace_and_delimiters_are_blank_lines(tmp_path):
+    data = f"Lead Id,Name\n{L1},Ada\n  ,  \n\t\n \u00a0\n{L2},Bob\n , \n".encode()
+    rows, summary = full_run(tmp_path, data)
+    assert [r["Lead Id"] for r in rows] == [L1, L2] and [r["_row"] for r in rows] == ["1", "2"]
+    assert summary["counts"]["invalid"] == 0
+
+
+# -- issue 14: an earlier run's report fed back as input -------------------------------------------
+def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+@pytest.mark.parametrize("report", ["errors.csv", "results.csv"])
+def test_a_runs_own_report_fed_back_as_input(tmp_path, report):
+    from batchrunner.report import RESULT_COLUMNS
+
+    job_with(tmp_path, b"Person,Cadence\n70001,5001\n7000x,5001\n", template=SL_JOB)
+    assert cli("run", "job.toml", "--no-progress", cwd=tmp_path).returncode == 1
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
+    header, rows = _csv_rows(run_dir / report)
+    fixed = tmp_path / "fixed.csv"
+    with open(fixed, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, header)
+        writer.writeheader()
+        writer.writerows({**r, "Person": "70002" if r["Person"] == "7000x" else r["Person"]} for r in rows)
+    checked = cli("validate", "job.toml", "--input", str(fixed), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (checked.stdout + checked.stderr).count("report column(s) from an earlier run") == 1
+    again = cli("run", "job.toml", "--input", str(fixed), "--no-progress", cwd=tmp_path)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    (second,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".") and p != run_dir]
+    header, results = _csv_rows(second / "results.csv")
+    assert header == ["Person", "Cadence", *RESULT_COLUMNS]
+    assert {r["Person"]: r["_status"] for r in results}["70002"] == "succeeded"
+    assert [r["_row"] for r in results] == [str(i) for i in range(1, len(rows) + 1)]
+
+
+def test_a_job_mapping_a_report_column_name_is_told_to_rename_it(tmp_path):
+    template = SL_JOB.replace('person_id = "Person"', 'person_id = "_row"')
+    with pytest.raises(JobError, match="maps column '_row', a name results.csv uses"):
+        prepare(load_job(job_with(tmp_path, b"_row,Cadence\n70001,5001\n", template=template)))
+    template = SL_JOB.replace('person_id = "Person"', 'person_id = "_person"')
+    prepared = prepare(load_job(job_with(tmp_path, b"_person,Cadence,_note\n70001,5001,x\n", template=template)))
+    assert prepared.loaded.frame.columns == ["_person", "Cadence"] and prepared.validated[CODE].to_list() == [None]
