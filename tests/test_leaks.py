@@ -1,0 +1,102 @@
+"""Issue 13 "Leaks": a hostile platform that echoes the bearer token must not get it written
+anywhere (reports, journal, log, stdout/stderr); a credential with a control character is refused
+when it is loaded; report cells the tool writes cannot run as spreadsheet formulas."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from conftest import cli
+from hostile import HostileServer
+from live_helpers import SF_CSV, SF_JOB, SL_CSV, SL_JOB, live_job
+
+# distinctive, with characters that URL- and JSON-encoding change ("!", "/", "+", "=")
+SF_TOKEN = "00DHOSTILE!tok/31337+QuuxFrob="
+SL_TOKEN = "ak_HOSTILE/tok+31337=QuuxFrob"
+LIMITS = "concurrency = 2\nbatch_size = 3\nmax_attempts = 2\nbackoff_base = 0.01\nbackoff_max = 0.02"
+
+
+def _forms(token: str) -> list[bytes]:
+    """The token as stored plain, URL-encoded, JSON-escaped, and its first 8 characters (an
+    excerpt cut through the token must not leave a piece of it either)."""
+    forms = {token, quote(token, safe=""), json.dumps(token)[1:-1], token[:8]}
+    return [f.encode() for f in forms]
+
+
+def _run_live(tmp_path: Path, platform: str, url: str, *extra: str):
+    if platform == "salesforce":
+        job = live_job(tmp_path, SF_JOB, SF_CSV, f'instance_url = "{url}"\nauth = {{ method = "env" }}',
+                       limits=LIMITS)
+        env = {"SF_ACCESS_TOKEN": SF_TOKEN}
+    else:
+        job = live_job(tmp_path, SL_JOB, SL_CSV, f'base_url = "{url}"\nauth = {{ method = "api_key" }}',
+                       limits=LIMITS)
+        env = {"SALESLOFT_API_KEY": SL_TOKEN}
+    return cli("run", str(job), "--no-progress", *extra, cwd=tmp_path, env=env)
+
+
+def _assert_token_nowhere(token: str, done, runs: Path) -> None:
+    files = [p for p in runs.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"results.csv", "errors.csv", "summary.json", "run.log", "journal.sqlite"} <= names, names
+    for form in _forms(token):
+        assert form.decode() not in done.stdout and form.decode() not in done.stderr
+        for path in files:
+            assert form not in path.read_bytes(), f"{form!r} found in {path.name}"
+
+
+@pytest.mark.parametrize("platform", ["salesforce", "salesloft"])
+def test_an_echoed_token_is_stored_nowhere(platform: str, tmp_path: Path) -> None:
+    token = SF_TOKEN if platform == "salesforce" else SL_TOKEN
+    with HostileServer("echo_token") as server:
+        done = _run_live(tmp_path, platform, server.url)
+        assert any(token in auth for _, _, auth in server.requests)  # it was sent, and echoed
+    assert done.returncode == 1, done.stderr
+    rows = list(csv.DictReader(next((tmp_path / "runs").glob("*/results.csv")).open(encoding="utf-8")))
+    echoed = [r for r in rows if "header Authorization" in (r["_error_message"] + r["_result"])]
+    assert echoed, "the platform's message is kept (only the token is masked)"
+    assert all("[REDACTED]" in r["_error_message"] + r["_result"] for r in echoed)
+    _assert_token_nowhere(token, done, tmp_path / "runs")
+
+
+@pytest.mark.parametrize("platform", ["salesforce", "salesloft"])
+def test_an_html_error_page_with_the_token_is_stored_nowhere(platform: str, tmp_path: Path) -> None:
+    token = SF_TOKEN if platform == "salesforce" else SL_TOKEN
+    with HostileServer("html_error") as server:
+        done = _run_live(tmp_path, platform, server.url)
+    assert done.returncode == 1, done.stderr
+    _assert_token_nowhere(token, done, tmp_path / "runs")
+
+
+def test_redaction_masks_every_form_a_platform_may_echo() -> None:
+    from batchrunner import secrets
+
+    token = "tok/ABC+123=xyz!\"q"
+    secrets.register(token)
+    for form in (token, quote(token, safe=""), quote(token), json.dumps(token)[1:-1], repr(token)[1:-1]):
+        assert secrets.redact(f"echo <{form}>") == f"echo <{secrets.MASK}>", form
+    text = "x" * 290 + token
+    assert secrets.excerpt(text, 300) == "x" * 290 + secrets.MASK[:10]  # no piece of the token survives the cut
+    assert secrets.redact_value({"a": [token, 1, None]}) == {"a": [secrets.MASK, 1, None]}
+
+
+def test_the_journal_stores_no_secret(tmp_path: Path) -> None:
+    from batchrunner import secrets
+    from batchrunner.journal import Journal
+    from batchrunner.outcome import RowOutcome, Status
+
+    secrets.register("JOURNAL-tok-998877")
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.add_rows(2)
+    journal.finish([RowOutcome(0, Status.FAILED, "BAD", "echo: Bearer JOURNAL-tok-998877"),
+                    RowOutcome(1, Status.SUCCEEDED, result={"note": "JOURNAL-tok-998877"})])
+    rows = journal.all_rows()
+    journal.close()
+    assert rows[0][4] == f"echo: Bearer {secrets.MASK}" and secrets.MASK in rows[1][6]
+    for path in tmp_path.iterdir():
+        assert b"JOURNAL-tok" not in path.read_bytes()
