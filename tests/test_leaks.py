@@ -100,3 +100,61 @@ def test_the_journal_stores_no_secret(tmp_path: Path) -> None:
     assert rows[0][4] == f"echo: Bearer {secrets.MASK}" and secrets.MASK in rows[1][6]
     for path in tmp_path.iterdir():
         assert b"JOURNAL-tok" not in path.read_bytes()
+
+
+# -- 15: a credential with a control character is refused when it is loaded --------------------
+@pytest.mark.parametrize(("platform", "variable", "value"), [
+    ("salesforce", "SF_ACCESS_TOKEN", "00Dpasted\nLINEBREAK-secret-77"),
+    ("salesforce", "SF_ACCESS_TOKEN", "00Dpasted\x1bESC-secret-77"),
+    ("salesloft", "SALESLOFT_API_KEY", "ak_pasted\tTAB-secret-77"),
+    ("salesloft", "SALESLOFT_API_KEY", "ak_pasted SPACE-secret-77"),
+])
+def test_a_credential_with_a_control_character_is_refused_naming_the_variable(
+        platform: str, variable: str, value: str, tmp_path: Path) -> None:
+    with HostileServer("echo_token") as server:
+        if platform == "salesforce":
+            job = live_job(tmp_path, SF_JOB, SF_CSV, f'instance_url = "{server.url}"')
+        else:
+            job = live_job(tmp_path, SL_JOB, SL_CSV, f'base_url = "{server.url}"')
+        done = cli("run", str(job), "--no-progress", cwd=tmp_path, env={variable: value})
+        assert server.requests == []  # refused before anything was sent
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert variable in done.stderr and "not shown" in done.stderr
+    assert "secret-77" not in done.stdout + done.stderr and "pasted" not in done.stdout + done.stderr
+
+
+def test_a_token_file_with_a_control_character_is_refused_naming_the_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "salesloft.json"
+    token_file.write_text(json.dumps({"refresh_token": "refresh\r\nCRLF-secret-77"}), encoding="utf-8")
+    token_file.chmod(0o600)
+    job = live_job(tmp_path, SL_JOB, SL_CSV, f'''base_url = "https://api.salesloft.com"
+auth = {{ method = "oauth", token_file = "{token_file}" }}''')
+    done = cli("run", str(job), "--no-progress", cwd=tmp_path,
+               env={"SALESLOFT_CLIENT_ID": "client-id", "SALESLOFT_CLIENT_SECRET": "client-secret-value"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert str(token_file) in done.stderr and "refresh_token" in done.stderr
+    assert "secret-77" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("field", ["access_token", "refresh_token"])
+def test_a_token_endpoint_answering_a_control_character_is_auth_failed(field: str, tmp_path: Path) -> None:
+    import anyio
+    import httpx
+
+    from batchrunner.auth import AuthError
+    from batchrunner.platforms.salesloft.auth import OAuthRefresh
+
+    body = {"access_token": "access-token-good-123", "refresh_token": "refresh-token-good-123", "expires_in": 7200}
+    body[field] = "bad\nCONTROL-secret-77"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=body)
+
+    token_file = tmp_path / "token.json"
+    provider = OAuthRefresh("https://accounts.example.test/oauth/token", "client-id", "client-secret-value",
+                            token_file, "seed-refresh-token", http=httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+    with pytest.raises(AuthError) as info:
+        anyio.run(provider.get_token)
+    assert "not shown" in str(info.value) and field in str(info.value) and "secret-77" not in str(info.value)
+    assert not token_file.exists()  # a bad rotated refresh token is never stored
+
