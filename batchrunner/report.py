@@ -23,6 +23,22 @@ RESULT_COLUMNS = ("_row", "_operation", "_status", "_error_code", "_error_messag
                   "_finished_at")
 
 
+#: the tool's own text columns: platform messages and results that a spreadsheet must not run
+TOOL_TEXT_COLUMNS = ("_error_code", "_error_message", "_result")
+#: a cell starting with one of these is a formula in Excel, LibreOffice and Google Sheets
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the tool's own text cells that start like a formula prefixed with ``'``
+    (OWASP "CSV Injection"): a platform message such as ``=HYPERLINK(...)`` is shown, not run, when
+    results.csv is opened in a spreadsheet. Input columns are left byte-identical, so errors.csv
+    stays a valid input for the same job; only the CSV files get this, not the journal."""
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c in TOOL_TEXT_COLUMNS if c in frame.columns)
+
+
 def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic)."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -62,8 +78,9 @@ def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operat
     """Write the three reports; return the summary with counts filled in. ``rows`` is
     `Journal.frame()`, ``operations`` each row's operation (as validated)."""
     results = results_frame(frame, rows, operations, stop, run_dir if stop else None)
-    atomic_write(run_dir / "results.csv", lambda p: results.write_csv(p))
-    errors = results.filter(pl.col("_status").is_in([s.value for s in RERUNNABLE]))
+    safe = spreadsheet_safe(results)
+    atomic_write(run_dir / "results.csv", lambda p: safe.write_csv(p))
+    errors = safe.filter(pl.col("_status").is_in([s.value for s in RERUNNABLE]))
     atomic_write(run_dir / "errors.csv", lambda p: errors.write_csv(p))
     counts = {s.value: 0 for s in Status}
     for status, n in results.group_by("_status").len().iter_rows():

