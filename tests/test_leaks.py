@@ -204,3 +204,19 @@ def test_spreadsheet_safe_escapes_only_the_tools_own_columns() -> None:
     for column in ("_error_code", "_error_message", "_result"):
         assert safe[column].to_list()[:-1] == ["'" + s for s in starts]
         assert safe[column].to_list()[-1] == frame[column].to_list()[-1]
+
+
+# -- the hostile server's other modes: still no token stored, nothing applied twice -------------
+@pytest.mark.parametrize("mode", ["truncated_json", "error_after_apply"])
+@pytest.mark.parametrize("platform", ["salesforce", "salesloft"])
+def test_answers_lost_after_applying_leak_nothing_and_apply_nothing_twice(platform: str, mode: str,
+                                                                          tmp_path: Path) -> None:
+    token = SF_TOKEN if platform == "salesforce" else SL_TOKEN
+    with HostileServer(mode) as server:
+        done = _run_live(tmp_path, platform, server.url)
+        audit = {type(e).__name__: e.audit() for e in server.app.emulators if hasattr(e, "audit")}
+    assert done.returncode in (1, 3), done.stdout + done.stderr
+    applied = (audit["SalesforceEmulator"]["assignments"] if platform == "salesforce"
+               else audit["SalesloftEmulator"]["enrolments"])
+    assert applied and max(applied.values()) == 1  # the platform's own record: nothing done twice
+    _assert_token_nowhere(token, done, tmp_path / "runs")
