@@ -34,9 +34,9 @@ def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
     (OWASP "CSV Injection"): a platform message such as ``=HYPERLINK(...)`` is shown, not run, when
     results.csv is opened in a spreadsheet. Input columns are left byte-identical, so errors.csv
     stays a valid input for the same job; only the CSV files get this, not the journal."""
+    text = {c: pl.col(c).cast(pl.String) for c in TOOL_TEXT_COLUMNS if c in frame.columns}
     return frame.with_columns(
-        pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
-        for c in TOOL_TEXT_COLUMNS if c in frame.columns)
+        pl.when(t.str.contains(FORMULA_START)).then(pl.lit("'") + t).otherwise(t).alias(c) for c, t in text.items())
 
 
 def atomic_write(path: Path, write: Any) -> None:

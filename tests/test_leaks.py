@@ -204,6 +204,8 @@ def test_spreadsheet_safe_escapes_only_the_tools_own_columns() -> None:
     for column in ("_error_code", "_error_message", "_result"):
         assert safe[column].to_list()[:-1] == ["'" + s for s in starts]
         assert safe[column].to_list()[-1] == frame[column].to_list()[-1]
+    empty = pl.DataFrame({"_error_code": [None, None], "_result": [None, None]})  # all-null columns: no error
+    assert spreadsheet_safe(empty)["_error_code"].to_list() == [None, None]
 
 
 # -- the hostile server's other modes: still no token stored, nothing applied twice -------------
