@@ -35,8 +35,10 @@ def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
     results.csv is opened in a spreadsheet. Input columns are left byte-identical, so errors.csv
     stays a valid input for the same job; only the CSV files get this, not the journal."""
     text = {c: pl.col(c).cast(pl.String) for c in TOOL_TEXT_COLUMNS if c in frame.columns}
-    return frame.with_columns(
-        pl.when(t.str.contains(FORMULA_START)).then(pl.lit("'") + t).otherwise(t).alias(c) for c, t in text.items())
+    # only the columns that hold such a cell are rebuilt: a million-row report is not copied for nothing
+    found = frame.select(t.str.contains(FORMULA_START).any().alias(c) for c, t in text.items()).row(0, named=True)
+    return frame.with_columns(pl.when(t.str.contains(FORMULA_START)).then(pl.lit("'") + t).otherwise(t).alias(c)
+                              for c, t in text.items() if found[c])
 
 
 def atomic_write(path: Path, write: Any) -> None:
