@@ -28,8 +28,9 @@ _forms_known: tuple[str, ...] = ()  # the same forms, for the quick test (str.fi
 
 def _forms(value: str) -> set[str]:
     """``value`` as it may come back from a platform: verbatim, percent-encoded, JSON-escaped, repr'd."""
-    forms = {value, quote(value, safe=""), quote(value), quote_plus(value), json.dumps(value)[1:-1],
-             json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]}
+    escaped = json.dumps(value)[1:-1]
+    forms = {value, quote(value, safe=""), quote(value), quote_plus(value), escaped, json.dumps(escaped)[1:-1],
+             json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]}  # JSON in JSON: a journaled result
     return {f for f in forms if len(f) >= _MIN_LENGTH}
 
 

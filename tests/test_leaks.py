@@ -91,15 +91,17 @@ def test_the_journal_stores_no_secret(tmp_path: Path) -> None:
     from batchrunner.outcome import RowOutcome, Status
 
     secrets.register("JOURNAL-tok-998877")
+    secrets.register('tok"with\\quote-55')  # escaped twice in the event: a JSON result inside JSON
     journal = Journal(tmp_path / "journal.sqlite")
     journal.add_rows(2)
     journal.finish([RowOutcome(0, Status.FAILED, "BAD", "echo: Bearer JOURNAL-tok-998877"),
                     RowOutcome(1, Status.SUCCEEDED, result={"note": "JOURNAL-tok-998877"})])
+    journal.finish([RowOutcome(1, Status.SUCCEEDED, result={"quoted": 'tok"with\\quote-55'})])
     rows = journal.all_rows()
     journal.close()
     assert rows[0][4] == f"echo: Bearer {secrets.MASK}" and secrets.MASK in rows[1][6]
     for path in tmp_path.iterdir():
-        assert b"JOURNAL-tok" not in path.read_bytes()
+        assert b"JOURNAL-tok" not in path.read_bytes() and b"quote-55" not in path.read_bytes()
 
 
 # -- 15: a credential with a control character is refused when it is loaded --------------------
