@@ -67,14 +67,39 @@ def text_key(auth: dict[str, Any], key: str, default: str | None = None) -> str 
     return value
 
 
-def from_env(name: str, what: str, platform: str, *, secret: bool = True) -> str:
+def unusable_character(value: str, *, header: bool = False) -> str | None:
+    """What is wrong with a credential's characters, or None. A control character (a pasted line
+    break, a tab, NUL) is never part of a real credential, and in a header it makes httpx refuse
+    every request with the value in the message. A token sent as ``Authorization: Bearer ...``
+    (``header=True``) must moreover be visible ASCII, no spaces (RFC 6750 section 2.1)."""
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+        return "a control character (a line break, tab or similar)"
+    if header and any(not 0x21 <= ord(c) <= 0x7E for c in value):
+        return "a space or a non-ASCII character, which a bearer token cannot contain"
+    return None
+
+
+def check_credential(value: str, where: str, *, header: bool = False) -> str:
+    """``value`` if its characters can be a credential; else a JobError (exit 2) that names
+    ``where`` it came from (a variable, a file) and never shows the value."""
+    problem = unusable_character(value, header=header)
+    if problem is not None:
+        raise JobError(f"{where} holds {problem} inside the value; it cannot be a credential. Set it again "
+                       "without it (the value is not shown).")
+    return value
+
+
+def from_env(name: str, what: str, platform: str, *, secret: bool = True, header: bool = False) -> str:
     """A value from the environment (registered as a secret unless ``secret=False``, e.g. a client
-    id); a JobError (exit 2) naming the variable when it is unset."""
+    id); a JobError (exit 2) naming the variable when it is unset or holds a character no
+    credential has (``header=True``: the value is sent as a bearer token)."""
     value = os.environ.get(name, "").strip()
     if not value:
         raise JobError(f"No {what}: set the environment variable {name} "
                        f"(or set [connection] sandbox = true to use the {platform} emulator).")
-    return (secrets.register(value) or value) if secret else value
+    if secret:
+        secrets.register(value)
+    return check_credential(value, f"The environment variable {name} ({what})", header=header)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -112,9 +137,10 @@ def read_token_file(path: Path) -> dict[str, Any]:
     if path.stat().st_mode & 0o077:
         log.warning("the token file %s is readable by other users; batchrunner rewrites it 0600 at the "
                     "next refresh (chmod 600 it now)", path)
-    for value in data.values():
+    for key, value in data.items():
         if isinstance(value, str):
             secrets.register(value)
+            check_credential(value, f"The token file {path} ({key!r})")
     return data
 
 
@@ -179,6 +205,9 @@ class TokenProvider:
         if not isinstance(token, str) or not token:
             raise AuthError(f"{self.method}: the token endpoint answered without an access_token")
         secrets.register(token)
+        if (problem := unusable_character(token, header=True)) is not None:
+            raise AuthError(f"{self.method}: the access token received holds {problem}; refused "
+                            "(the value is not shown)")
         if self._token is not None:
             self.refreshes += 1
         self._token = token
@@ -231,6 +260,9 @@ class TokenProvider:
         for key in SECRET_FIELDS:  # tokens, signatures: never shown (URLs and ids stay readable)
             if isinstance(body.get(key), str):
                 secrets.register(body[key])
+                if (problem := unusable_character(body[key])) is not None:  # before a rotated one is stored
+                    raise AuthError(f"{what}: the token endpoint {url} answered with a {key} that holds "
+                                    f"{problem}; refused (the value is not shown)")
         return body
 
 

@@ -113,7 +113,7 @@ async def _salesforce(job: Job, platform: Any, client: httpx.AsyncClient, result
                else f"v{version} is not among the org's versions ({', '.join(versions) or 'none listed'})")
     limits = await client.get(f"/services/data/v{version}/limits")
     result.add("authenticate", limits.status_code != 401,
-               "the org accepted the token" if limits.status_code != 401 else f"HTTP 401: {limits.text[:200]}")
+               "the org accepted the token" if limits.status_code != 401 else f"HTTP 401: {secrets.excerpt(limits.text, 200)}")
     if limits.status_code == 401:
         return
     for op in _operations(job, platform.catalog_for(job)):

@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from batchrunner.outcome import RowOutcome, Status
-from batchrunner import jsonio
+from batchrunner import jsonio, secrets
 
 PENDING, IN_FLIGHT, DONE = "pending", "in_flight", "done"
 
@@ -125,7 +125,13 @@ class Journal:
             raise JournalLost(f"the run's journal {self.path} cannot be written: {exc}") from exc
 
     def _insert(self, kind: str, data: Any) -> None:
-        self.db.execute("INSERT INTO events(kind, data) VALUES (?, ?)", (kind, jsonio.dumps_text(data)))
+        """Append one event. Its text passes through secret redaction here, the one door every
+        stored outcome goes through: a platform that echoes the token in an error message or a
+        result never gets it into the journal, nor into the reports built from it."""
+        text = jsonio.dumps_text(data)
+        if secrets.contains_secret(text):  # one scan of the event; value by value only when needed
+            text = jsonio.dumps_text(secrets.redact_value(data))
+        self.db.execute("INSERT INTO events(kind, data) VALUES (?, ?)", (kind, text))
 
     def start(self, indices: Sequence[int]) -> None:
         """Mark rows in flight: their request is about to be sent."""

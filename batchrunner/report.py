@@ -28,6 +28,24 @@ RESULT_COLUMNS = ("_row", "_operation", "_status", "_error_code", "_error_messag
                   "_finished_at")
 
 
+#: the tool's own text columns: platform messages and results that a spreadsheet must not run
+TOOL_TEXT_COLUMNS = ("_error_code", "_error_message", "_result")
+#: a cell starting with one of these is a formula in Excel, LibreOffice and Google Sheets
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the tool's own text cells that start like a formula prefixed with ``'``
+    (OWASP "CSV Injection"): a platform message such as ``=HYPERLINK(...)`` is shown, not run, when
+    results.csv is opened in a spreadsheet. Input columns are left byte-identical, so errors.csv
+    stays a valid input for the same job; only the CSV files get this, not the journal."""
+    text = {c: pl.col(c).cast(pl.String) for c in TOOL_TEXT_COLUMNS if c in frame.columns}
+    # only the columns that hold such a cell are rebuilt: a million-row report is not copied for nothing
+    found = frame.select(t.str.contains(FORMULA_START).any().alias(c) for c, t in text.items()).row(0, named=True)
+    return frame.with_columns(pl.when(t.str.contains(FORMULA_START)).then(pl.lit("'") + t).otherwise(t).alias(c)
+                              for c, t in text.items() if found[c])
+
+
 def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic)."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -86,8 +104,10 @@ def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operat
     are not in errors.csv: nothing is wrong with them."""
     options = options or ReportOptions()
     results = results_frame(frame, rows, operations, stop, run_dir if stop and resumable else None)
-    atomic_write(run_dir / "results.csv", lambda p: results.write_csv(p, include_bom=options.bom))
-    errors = results.filter(pl.col("_status").is_in([s.value for s in RERUNNABLE]) & (pl.col("_error_code") != DRY_RUN))
+    safe = spreadsheet_safe(results)  # the tool's own cells never open as formulas (docs/reports.md)
+    atomic_write(run_dir / "results.csv", lambda p: safe.write_csv(p, include_bom=options.bom))
+    rerunnable = pl.col("_status").is_in([s.value for s in RERUNNABLE]) & (pl.col("_error_code") != DRY_RUN)
+    errors = safe.filter(rerunnable)
     atomic_write(run_dir / "errors.csv", lambda p: errors.write_csv(p, include_bom=options.bom))
     counts = {s.value: 0 for s in Status}
     for status, n in results.group_by("_status").len().iter_rows():
@@ -104,7 +124,8 @@ def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operat
         from batchrunner.excel import write_xlsx
 
         atomic_write(run_dir / "results.xlsx", lambda p: write_xlsx(p, results, "results"))
-        atomic_write(run_dir / "errors.xlsx", lambda p: write_xlsx(p, errors, "errors"))
+        raw_errors = results.filter(rerunnable)  # text cells never evaluate: no escaping needed
+        atomic_write(run_dir / "errors.xlsx", lambda p: write_xlsx(p, raw_errors, "errors"))
     write_html_report(run_dir, results, summary)
     return summary
 

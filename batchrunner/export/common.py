@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from batchrunner import secrets
 from batchrunner.clock import Clock, SystemClock
 from batchrunner.errors import JobError
 from batchrunner.execute import RetryPolicy
@@ -85,7 +86,7 @@ class Reader:
             if response.status_code == 401:
                 raise JobError(f"export: the platform refused the credentials (401) reading {url}")
             if response.status_code != 200:
-                raise JobError(f"export: {url} answered HTTP {response.status_code}: {response.text[:300]}")
+                raise JobError(f"export: {url} answered HTTP {response.status_code}: {secrets.excerpt(response.text, 300)}")
             return response
 
 
@@ -95,7 +96,8 @@ def write_csv(path: Path | None, rows: list[dict[str, Any]], columns: list[str],
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+            # platform text: a value that echoes the credential is masked like everything stored
+            writer.writerow({k: "" if row.get(k) is None else secrets.redact_value(row.get(k)) for k in columns})
 
     if path is None:
         dump(out)

@@ -193,7 +193,7 @@ def provider_for(job: Job, **kw: Any) -> TokenProvider:
     if method == "env":
         token_env = text_key(auth, "token_env", "SF_ACCESS_TOKEN")
         url_env = text_key(auth, "instance_url_env", "SF_INSTANCE_URL")
-        token = from_env(token_env, "Salesforce access token", "Salesforce")
+        token = from_env(token_env, "Salesforce access token", "Salesforce", header=True)
         url = _instance_url(job, url_env)
         if not url:
             raise JobError(f"No Salesforce instance URL: set [connection] instance_url or the variable {url_env}.")

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from batchrunner.outcome import RowOutcome, Status
-from batchrunner import jsonio
+from batchrunner import jsonio, secrets
 from batchrunner.platforms.base import RateSignal, Verdict, WorkUnit
 
 #: per-input codes worth another try for that input only (API-FACTS retry table; a rolled-back
@@ -67,7 +67,7 @@ def _request_error(body: Any, response: httpx.Response) -> tuple[str, str]:
     if isinstance(first, dict):
         code = str(first.get("errorCode") or first.get("statusCode") or f"HTTP_{response.status_code}")
         return code, str(first.get("message") or response.reason_phrase)
-    return f"HTTP_{response.status_code}", (response.text[:300] or response.reason_phrase)
+    return f"HTTP_{response.status_code}", (secrets.excerpt(response.text, 300) or response.reason_phrase)
 
 
 def _input_error(entry: dict[str, Any]) -> tuple[str, str]:

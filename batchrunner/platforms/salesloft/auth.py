@@ -73,7 +73,8 @@ def provider_for(job: Job, **kw: Any) -> TokenProvider:
     auth = job.connection.auth
     method = method_of(job)
     if method == "api_key":
-        token = from_env(text_key(auth, "token_env", "SALESLOFT_API_KEY"), "Salesloft API key", "Salesloft")
+        token = from_env(text_key(auth, "token_env", "SALESLOFT_API_KEY"), "Salesloft API key", "Salesloft",
+                         header=True)
         return StaticToken(token, "api_key")
     token_file = text_key(auth, "token_file")
     if not token_file:

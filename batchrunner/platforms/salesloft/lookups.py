@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from batchrunner import secrets
 from batchrunner.platforms.base import SessionIO, StopRun
 
 PER_PAGE = 100
@@ -36,7 +37,7 @@ async def get_all(io: SessionIO, path: str, params: list[tuple[str, Any]]) -> li
         if response.status_code == 401:
             raise StopRun("AUTH_LOST", f"Salesloft refused the API key during a look-up of {path}")
         if response.status_code != 200:
-            raise LookupFailed(f"look-up {path} answered HTTP {response.status_code}: {response.text[:200]}")
+            raise LookupFailed(f"look-up {path} answered HTTP {response.status_code}: {secrets.excerpt(response.text, 200)}")
         page = collect_page(response.json(), records)
         if page is None:
             return records

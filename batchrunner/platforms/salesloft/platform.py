@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from batchrunner import secrets
 from batchrunner.job import Job
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import Catalog, RateSignal, RowSource, SessionIO, StopRun, Verdict, WorkUnit
@@ -46,7 +47,7 @@ def error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:300] or response.reason_phrase
+        return secrets.excerpt(response.text, 300) or response.reason_phrase
     if isinstance(body, dict):
         if isinstance(body.get("errors"), dict):
             parts = []
@@ -56,7 +57,7 @@ def error_text(response: httpx.Response) -> str:
             return "; ".join(parts)
         if body.get("error"):
             return str(body["error"])
-    return str(body)[:300]
+    return secrets.excerpt(str(body), 300)
 
 
 class SalesloftSession:
