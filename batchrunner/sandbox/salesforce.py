@@ -173,7 +173,8 @@ class SalesforceEmulator:
         self.locked_targets = {to18(t) for t in seed.get("locked_targets", [])}
         self.calls: list[tuple[str, int]] = []  # (action name, number of inputs) per actions POST
         self.assignments: dict[str, int] = {}  # target -> trackers created by assign (crash tests)
-        self.applied: dict[str, int] = {}  # "action:record" -> times applied (double-send tests, every action)
+        self.applied: dict[str, int] = {}  # "action:target:record" -> times applied (double-send tests)
+        self.received: dict[str, int] = {}  # "action:target:record" -> times sent to the org, applied or not
 
     # -- ids and state helpers ----------------------------------------------------------------
     def _new_id(self, prefix: str) -> str:
@@ -491,7 +492,14 @@ class SalesforceEmulator:
                                           "message": "The request body must be {\"inputs\": [ {...}, ... ]}"}],
                                    headers)
         self.calls.append((name, len(inputs)))
+        for data in inputs:  # every input that reached the org, applied or refused (re-send tests)
+            key = self._record_key(name, data)
+            self.received[key] = self.received.get(key, 0) + 1
         return self._run(name, inputs, headers)
+
+    def _record_key(self, name: str, data: dict[str, Any]) -> str:
+        """``action:target:record`` of an input, for the audit counters."""
+        return f"{name}:{self._target_of(data) or ''}:{_id(data.get('recordId')) or ''}"
 
     def _run(self, name: str, inputs: list[dict[str, Any]], headers: dict[str, str]) -> SandboxResponse:
         snapshot = None if self.partial_save_allowed else self._snapshot()
@@ -506,7 +514,7 @@ class SalesforceEmulator:
                     raise InputError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 "
                                      "records: " + target)
                 output = action(self, data)
-                key = f"{name}:{self._target_of(data) or ''}:{_id(data.get('recordId')) or ''}"
+                key = self._record_key(name, data)
                 self.applied[key] = self.applied.get(key, 0) + 1
                 results.append({"actionName": name, "isSuccess": True, "errors": None, "outputValues": output})
             except InputError as exc:
@@ -648,5 +656,6 @@ class SalesforceEmulator:
 
     def audit(self) -> dict[str, Any]:
         """The org's own record of what was done, for tests that must prove nothing happened twice."""
-        return {"assignments": dict(self.assignments), "applied": dict(self.applied), "api_used": self.api_used,
+        return {"assignments": dict(self.assignments), "applied": dict(self.applied),
+                "received": dict(self.received), "api_used": self.api_used,
                 "calls": len(self.calls)}

@@ -1,0 +1,246 @@
+"""Maybe-applied answers (a gateway 5xx after the org did the work, a lost answer, a results array
+that does not match the inputs, a resume after a kill) are reconciled by reading the platform's
+state, never by sending blindly again. "Sent twice" is judged from the emulators' own records
+(the inputs the org received, the changes it applied), not from the runner's report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from batchrunner.job import load_job
+from batchrunner.outcome import Status
+from batchrunner.platforms.base import WorkUnit
+from batchrunner.runner import prepare, run_prepared
+from batchrunner.sandbox.app import SandboxApp
+from batchrunner.sandbox.base import SandboxRequest, SandboxResponse
+from batchrunner.sandbox.salesforce import SalesforceEmulator
+from batchrunner.sandbox.salesloft import SalesloftEmulator
+
+ASSIGN = "assignTargetToSalesCadence"
+EVENT = "sendSalesCadenceEvent"
+BAD_GATEWAY = SandboxResponse(502, None)  # a proxy's answer: no Salesforce body
+FREE = ["00Q5e0000000001EAA", "00Q5e0000000002EAA", "00Q5e0000000003EAA"]  # seed leads on no cadence
+STEP_RUNNING = "8HF5e0000000001GAA"  # the current step of a Running tracker (seed)
+
+
+def garble(app: SandboxApp, match: Callable[[SandboxRequest], bool], answers: list[SandboxResponse],
+           applied: bool = True) -> list[SandboxRequest]:
+    """The next ``len(answers)`` requests that ``match`` reach the emulator (``applied``) or not, and
+    their answer is replaced by the next of ``answers``. Returns every matching request seen."""
+    original, seen = app.dispatch, []
+
+    def dispatch(request: SandboxRequest) -> SandboxResponse:
+        if not match(request):
+            return original(request)
+        seen.append(request)
+        if not answers:
+            return original(request)
+        real = original(request) if applied else None
+        replacement = answers.pop(0)
+        if real is not None and replacement.status == 200 and replacement.body == "TRUNCATE":
+            return SandboxResponse(200, real.body[:-1], real.headers)  # one result short
+        return replacement
+
+    app.dispatch = dispatch  # type: ignore[method-assign]
+    return seen
+
+
+def action(name: str) -> Callable[[SandboxRequest], bool]:
+    return lambda r: r.method == "POST" and r.path.endswith("/" + name)
+
+
+def query(r: SandboxRequest) -> bool:
+    return r.path.endswith("/query")
+
+
+def sf_job(write_job, operation: str, header: str, rows: list[str], columns: str) -> Path:
+    return write_job(header + "\n" + "\n".join(rows) + "\n", f"""
+        name = "sf-reconcile"
+        platform = "salesforce"
+        operation = "{operation}"
+        input = "input.csv"
+        [columns]
+        {columns}
+        [connection]
+        sandbox = true
+        [limits]
+        batch_size = 10
+        concurrency = 1
+        backoff_base = 0.001
+        backoff_max = 0.001
+    """)
+
+
+def run(job: Path, app: Any, out: Path) -> list[dict[str, str]]:
+    result = anyio.run(lambda: run_prepared(prepare(load_job(job)), output_dir=out, sandbox_app=app, progress=False))
+    with (result.run_dir / "results.csv").open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def sf_app() -> tuple[SandboxApp, SalesforceEmulator]:
+    emulator = SalesforceEmulator()
+    return SandboxApp([emulator]), emulator
+
+
+def received(emulator: SalesforceEmulator, name: str) -> dict[str, int]:
+    return {k: v for k, v in emulator.received.items() if k.startswith(name + ":")}
+
+
+# -- Salesforce: issue 13 item 3 ----------------------------------------------------------------
+@pytest.mark.parametrize("answer", [BAD_GATEWAY, SandboxResponse(504, None), SandboxResponse(500, [
+    {"errorCode": "UNKNOWN_EXCEPTION", "message": "An unexpected error occurred"}])])
+def test_skip_answered_5xx_after_it_applied_is_not_sent_again(tmp_path, write_job, answer) -> None:
+    app, emulator = sf_app()
+    garble(app, action(EVENT), [answer])
+    job = sf_job(write_job, "send_event", "Step", [STEP_RUNNING], 'recordId = "Step"\neventType = { value = "Skip" }')
+    (row,) = run(job, app, tmp_path)
+    assert sum(received(emulator, EVENT).values()) == 1  # the org saw the Skip once: no blind re-send
+    assert max(emulator.applied.values()) == 1
+    assert row["_status"] == "succeeded" and json.loads(row["_result"])["reconciled"] is True
+
+
+def test_skip_answered_502_before_the_org_saw_it_is_sent_again(tmp_path, write_job) -> None:
+    app, emulator = sf_app()
+    garble(app, action(EVENT), [BAD_GATEWAY], applied=False)
+    job = sf_job(write_job, "send_event", "Step", [STEP_RUNNING], 'recordId = "Step"\neventType = { value = "Skip" }')
+    (row,) = run(job, app, tmp_path)
+    # the step tracker is still the Active one: the Skip did not apply, so it goes again, once
+    assert sum(received(emulator, EVENT).values()) == 1 and sum(emulator.applied.values()) == 1
+    assert row["_status"] == "succeeded" and not row["_result"]
+
+
+def test_assign_answered_502_after_it_applied_is_reconciled_from_the_tracker(tmp_path, write_job) -> None:
+    app, emulator = sf_app()
+    garble(app, action(ASSIGN), [BAD_GATEWAY])
+    job = sf_job(write_job, "assign", "Lead", FREE, 'targetId = "Lead"\nsalesCadenceNameOrId = { value = "Q4 Outbound" }')
+    rows = run(job, app, tmp_path)
+    assert set(emulator.assignments) == set(FREE) and max(emulator.assignments.values()) == 1
+    assert max(received(emulator, ASSIGN).values()) == 1  # read, not re-sent
+    assert {r["_status"] for r in rows} == {"succeeded"}
+    assert all(json.loads(r["_result"])["reconciled"] is True for r in rows)
+
+
+def test_a_200_with_one_result_short_is_reconciled_not_failed(tmp_path, write_job) -> None:
+    app, emulator = sf_app()
+    garble(app, action(ASSIGN), [SandboxResponse(200, "TRUNCATE")])
+    job = sf_job(write_job, "assign", "Lead", FREE, 'targetId = "Lead"\nsalesCadenceNameOrId = { value = "Q4 Outbound" }')
+    rows = run(job, app, tmp_path)
+    # before: every row failed UNEXPECTED_RESPONSE, and `retry` would have sent all three again
+    assert {r["_status"] for r in rows} == {"succeeded"}
+    assert max(received(emulator, ASSIGN).values()) == 1 and max(emulator.assignments.values()) == 1
+
+
+def test_a_503_with_salesforce_body_is_retried_without_a_read(tmp_path, write_job) -> None:
+    app, emulator = sf_app()
+    garble(app, action(ASSIGN), [SandboxResponse(503, [{"errorCode": "SERVER_UNAVAILABLE",
+                                                          "message": "down for maintenance"}])], applied=False)
+    reads = garble(app, query, [])
+    job = sf_job(write_job, "assign", "Lead", FREE, 'targetId = "Lead"\nsalesCadenceNameOrId = { value = "Q4 Outbound" }')
+    rows = run(job, app, tmp_path)
+    assert {r["_status"] for r in rows} == {"succeeded"} and not reads  # documented as not processed
+    assert max(emulator.assignments.values()) == 1
+
+
+def test_when_the_state_cannot_be_read_a_skip_is_unknown_outcome(tmp_path, write_job) -> None:
+    app, emulator = sf_app()
+    garble(app, action(EVENT), [BAD_GATEWAY])
+    garble(app, query, [SandboxResponse(500, None)] * 10, applied=False)
+    job = sf_job(write_job, "send_event", "Step", [STEP_RUNNING], 'recordId = "Step"\neventType = { value = "Skip" }')
+    (row,) = run(job, app, tmp_path)
+    assert row["_status"] == "failed" and row["_error_code"] == "UNKNOWN_OUTCOME"
+    assert sum(received(emulator, EVENT).values()) == 1
+
+
+def test_pause_and_remove_answered_504_after_applying_are_reconciled(tmp_path, write_job) -> None:
+    for operation, name in (("pause", "pauseSalesCadenceTracker"), ("remove", "removeTargetFromSalesCadence")):
+        app, emulator = sf_app()
+        garble(app, action(name), [SandboxResponse(504, None)])
+        job = sf_job(write_job, operation, "Lead", ["00Q5e0000000031EAA"], 'targetId = "Lead"')
+        (row,) = run(job, app, tmp_path / operation)
+        assert row["_status"] == "succeeded" and json.loads(row["_result"])["reconciled"] is True, row
+        assert sum(received(emulator, name).values()) == 1
+
+
+# -- Salesforce: issue 14 item 6 ----------------------------------------------------------------
+@pytest.mark.parametrize("cadence", ["Q4 Outbound", "77C5e0000000001EAA", "77C5e0000000001"])
+def test_already_on_the_requested_cadence_is_skipped_by_name_or_id(tmp_path, write_job, cadence) -> None:
+    app, _ = sf_app()
+    # 031 is on Q4 Outbound, 032 on Webinar Follow-up (seed)
+    job = sf_job(write_job, "assign", "Lead", ["00Q5e0000000031EAA", "00Q5e0000000032EAA"],
+                 f'targetId = "Lead"\nsalesCadenceNameOrId = {{ value = "{cadence}" }}')
+    same, other = run(job, app, tmp_path)
+    assert (same["_status"], same["_error_code"]) == ("skipped", "ALREADY_ON_CADENCE")
+    assert (other["_status"], other["_error_code"]) == ("failed", "ALREADY_ON_OTHER_CADENCE")
+    assert "Webinar Follow-up" in other["_error_message"]
+
+
+# -- Salesforce: issue 13 item 4 (resume) ---------------------------------------------------------
+class EmulatorIO:
+    """A SessionIO over an emulator, for session-level tests."""
+
+    def __init__(self, app: SandboxApp) -> None:
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox",
+                                        headers={"Authorization": "Bearer sandbox-token"})
+        self.recorded: list[Any] = []
+
+    async def request(self, method: str, url: str, *, cost: float = 1.0, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, url, **kwargs)
+
+    def record(self, outcomes: Any) -> None:
+        self.recorded += outcomes
+
+
+class Rows:
+    def __init__(self, data: dict[int, dict[str, Any]]) -> None:
+        self.data = data
+
+    def rows(self, indices: Any) -> list[dict[str, Any]]:
+        return [self.data[i] for i in indices]
+
+
+def test_resume_reads_trackers_and_tells_this_runs_assigns_from_older_ones() -> None:
+    from batchrunner.platforms.salesforce.operations import CATALOG
+    from batchrunner.platforms.salesforce.platform import SalesforceSession
+
+    app, emulator = sf_app()
+    clock = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()]
+    emulator.clock = lambda: clock[0]
+    io = EmulatorIO(app)
+    # the crashed process assigned FREE[0] at 12:00 (its answer lost); 031 was on Q4 Outbound long before
+    assert emulator.assign({"targetId": FREE[0], "salesCadenceNameOrId": "Q4 Outbound"}) is None
+    data = {0: {"targetId": FREE[0], "salesCadenceNameOrId": "Q4 Outbound"},
+            1: {"targetId": "00Q5e0000000031EAA", "salesCadenceNameOrId": "Q4 Outbound"},
+            2: {"targetId": FREE[1], "salesCadenceNameOrId": "Q4 Outbound"},
+            3: {"targetId": FREE[2], "salesCadenceNameOrId": "Q4 Outbound"}}
+    session = SalesforceSession(io.client, CATALOG, "62.0", 200)
+    session.run_started_at = datetime(2026, 11, 23, 11, 59, tzinfo=UTC)  # the journal's created_at
+    unit = WorkUnit("assign", [0, 1, 2, 3], attempts=1, unsure=frozenset({0, 1, 2}))
+    ready = anyio.run(session.prepare, [unit], Rows(data), io)
+    decided = {o.row: o for o in io.recorded}
+    assert decided[0].status == Status.SUCCEEDED and decided[0].result["reconciled"] is True
+    assert (decided[1].status, decided[1].code) == (Status.SKIPPED, "ALREADY_ON_CADENCE")  # there before the run
+    # 2 was sent but the state shows it did not apply: sent again, no longer unsure; 3 was never sent
+    assert [(u.rows, u.unsure) for u in ready] == [([2, 3], frozenset())]
+    assert not emulator.calls  # the decision took one query, no action
+
+
+def test_resume_of_unreadable_non_repeatable_rows_is_unknown_outcome() -> None:
+    from batchrunner.platforms.salesforce.operations import CATALOG
+    from batchrunner.platforms.salesforce.platform import SalesforceSession
+
+    app, _ = sf_app()
+    garble(app, query, [SandboxResponse(500, None)], applied=False)
+    io = EmulatorIO(app)
+    session = SalesforceSession(io.client, CATALOG, "62.0", 200)
+    unit = WorkUnit("send_event", [0], attempts=1, unsure=frozenset({0}))
+    ready = anyio.run(session.prepare, [unit], Rows({0: {"recordId": STEP_RUNNING, "eventType": "Skip"}}), io)
+    assert not ready and [o.code for o in io.recorded] == ["UNKNOWN_OUTCOME"]
