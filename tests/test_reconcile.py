@@ -62,22 +62,31 @@ def query(r: SandboxRequest) -> bool:
     return r.path.endswith("/query")
 
 
-def sf_job(write_job, operation: str, header: str, rows: list[str], columns: str) -> Path:
+def a_job(write_job, platform: str, operation: str, header: str, rows: list[str], columns: str,
+          connection: str = "") -> Path:
+    """A job over ``rows`` against the sandbox: one request at a time, backoffs of a millisecond."""
     return write_job(header + "\n" + "\n".join(rows) + "\n", f"""
-        name = "sf-reconcile"
-        platform = "salesforce"
+        name = "reconcile"
+        platform = "{platform}"
         operation = "{operation}"
         input = "input.csv"
         [columns]
         {columns}
         [connection]
         sandbox = true
+        {connection}
         [limits]
         batch_size = 10
         concurrency = 1
+        max_attempts = 3
+        timeout = 5.0
         backoff_base = 0.001
         backoff_max = 0.001
     """)
+
+
+def sf_job(write_job, operation: str, header: str, rows: list[str], columns: str) -> Path:
+    return a_job(write_job, "salesforce", operation, header, rows, columns)
 
 
 def run(job: Path, app: Any, out: Path) -> list[dict[str, str]]:
@@ -244,3 +253,79 @@ def test_resume_of_unreadable_non_repeatable_rows_is_unknown_outcome() -> None:
     unit = WorkUnit("send_event", [0], attempts=1, unsure=frozenset({0}))
     ready = anyio.run(session.prepare, [unit], Rows({0: {"recordId": STEP_RUNNING, "eventType": "Skip"}}), io)
     assert not ready and [o.code for o in io.recorded] == ["UNKNOWN_OUTCOME"]
+
+
+# -- Salesloft: issue 13 items 5, 9, 21 -----------------------------------------------------------
+def sl_job(write_job, header: str, rows: list[str], columns: str, base_url: str | None = None) -> Path:
+    return a_job(write_job, "salesloft", "add", header, rows, columns,
+                 f'base_url = "{base_url}"' if base_url else "")
+
+
+def sl_app() -> tuple[SandboxApp, SalesloftEmulator]:
+    emulator = SalesloftEmulator()
+    return SandboxApp([emulator]), emulator
+
+
+def post(r: SandboxRequest) -> bool:
+    return r.method == "POST" and r.path == "/v2/cadence_memberships"
+
+
+def membership_reads(r: SandboxRequest) -> bool:
+    return r.method == "GET" and r.path.startswith("/v2/cadence_memberships")
+
+
+def test_salesloft_500_after_the_membership_was_created_is_read_not_resent(tmp_path, write_job) -> None:
+    app, emulator = sl_app()
+    posts = garble(app, post, [SandboxResponse(500, {"error": "Internal Server Error"})])
+    job = sl_job(write_job, "Person,Cadence", ["70001,5004"], 'person_id = "Person"\ncadence_id = "Cadence"')
+    (row,) = run(job, app, tmp_path)
+    assert emulator.enrolments == {"70001:5004": 1} and len(posts) == 1  # read before re-sending: no second POST
+    assert row["_status"] == "succeeded" and json.loads(row["_result"])["reconciled"] is True
+
+
+def test_salesloft_500_then_already_on_cadence_is_succeeded_when_this_run_enrolled(tmp_path, write_job) -> None:
+    # the membership read after the 500 fails too (every attempt), so the POST goes again and is
+    # answered 422 "already on this cadence": the person this run enrolled is succeeded, not skipped
+    app, emulator = sl_app()
+    garble(app, post, [SandboxResponse(500, {"error": "Internal Server Error"})])
+    garble(app, membership_reads, [SandboxResponse(503, {"error": "unavailable"})] * 3, applied=False)
+    job = sl_job(write_job, "Person,Cadence", ["70001,5004"], 'person_id = "Person"\ncadence_id = "Cadence"')
+    (row,) = run(job, app, tmp_path)
+    assert emulator.enrolments == {"70001:5004": 1}
+    assert row["_status"] == "succeeded" and json.loads(row["_result"])["reconciled"] is True, row
+
+
+def test_salesloft_5xx_for_someone_on_the_cadence_before_the_run_is_skipped(tmp_path, write_job) -> None:
+    app, emulator = sl_app()  # 70003 is on 5001 since 2026-11-02 (seed)
+    garble(app, post, [SandboxResponse(502, None)], applied=False)
+    job = sl_job(write_job, "Person,Cadence", ["70003,5001"], 'person_id = "Person"\ncadence_id = "Cadence"')
+    (row,) = run(job, app, tmp_path)
+    assert (row["_status"], row["_error_code"]) == ("skipped", "ALREADY_ON_CADENCE") and not emulator.enrolments
+
+
+def test_salesloft_people_lookup_refused_is_lookup_failed_not_person_not_found(tmp_path, write_job) -> None:
+    app, _ = sl_app()
+    refusal = SandboxResponse(422, {"errors": {"email_addresses": ["is temporarily unsearchable"]}})
+    garble(app, lambda r: r.path == "/v2/people", [refusal] * 10, applied=False)
+    job = sl_job(write_job, "Email,Cadence", ["kwame.aziz@brightpath.example.com,Q4 Outbound"],
+                 'person_email = "Email"\ncadence_name = "Cadence"')
+    (row,) = run(job, app, tmp_path)
+    # before: PERSON_NOT_FOUND for a person who exists (the failure was kept under another key)
+    assert (row["_status"], row["_error_code"]) == ("failed", "LOOKUP_FAILED")
+    assert "is temporarily unsearchable" in row["_error_message"]
+
+
+@pytest.mark.parametrize("platform", ["salesloft", "salesforce"])
+def test_unreachable_host_fails_rows_with_connection_error_and_writes_reports(tmp_path, write_job, platform) -> None:
+    from conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    if platform == "salesloft":
+        job = sl_job(write_job, "Email,Cadence,User", ["kwame.aziz@brightpath.example.com,Q4 Outbound,",
+                                                       "yara.jensen@cobalt.example.com,Q4 Outbound,x@y.example.com"],
+                     'person_email = "Email"\ncadence_name = "Cadence"\nuser_email = "User"', base_url=url)
+    else:
+        job = a_job(write_job, "salesforce", "assign", "Lead", FREE[:2],
+                    'targetId = "Lead"\nsalesCadenceNameOrId = { value = "Q4 Outbound" }', f'instance_url = "{url}"')
+    rows = run(job, None, tmp_path)  # before (Salesloft): an ExceptionGroup traceback, no report
+    assert {(r["_status"], r["_error_code"]) for r in rows} == {("failed", "CONNECTION_ERROR")}
