@@ -329,3 +329,40 @@ def test_unreachable_host_fails_rows_with_connection_error_and_writes_reports(tm
                     'targetId = "Lead"\nsalesCadenceNameOrId = { value = "Q4 Outbound" }', f'instance_url = "{url}"')
     rows = run(job, None, tmp_path)  # before (Salesloft): an ExceptionGroup traceback, no report
     assert {(r["_status"], r["_error_code"]) for r in rows} == {("failed", "CONNECTION_ERROR")}
+
+
+# -- a kill at any point, then resume: nothing the org applied is sent again (issue 13 item 4) ----
+def _killed_then_resumed(tmp_path: Path, job_name: str, csv_name: str, point: str, **limits: int) -> dict:
+    import signal
+
+    from conftest import cli, copy_demo_job, sandbox_server
+
+    with sandbox_server() as url:
+        job = copy_demo_job(tmp_path, job_name, csv_name, url, **limits)
+        crashed = cli("run", str(job), "--no-progress", cwd=tmp_path, env={"BATCHRUNNER_FAILPOINT": point})
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+        done = cli("resume", str(run_dir), "--no-progress", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        with (run_dir / "results.csv").open(newline="", encoding="utf-8") as f:
+            assert not [r for r in csv.DictReader(f) if r["_status"] == "not_attempted"]
+        return httpx.get(f"{url}/_sandbox/audit").json()
+
+
+@pytest.mark.parametrize("point", ["execute.after_send:1", "execute.after_send:3", "execute.after_record:2"])
+def test_salesforce_kill_then_resume_resends_nothing_the_org_applied(tmp_path: Path, point: str) -> None:
+    audit = _killed_then_resumed(tmp_path, "salesforce-weekly-assign.toml", "salesforce_weekly_leads.csv", point,
+                                 batch_size=4, concurrency=2)["SalesforceEmulator"]
+    assigned = audit["assignments"]
+    assert assigned and max(assigned.values()) == 1
+    received = {k.split(":")[1]: n for k, n in audit["received"].items() if k.startswith(ASSIGN)}
+    # an input whose target now has a tracker reached the org once; so did the lead already on the
+    # cadence (read on resume, not re-sent to be refused again)
+    assert all(received[t] == 1 for t in assigned) and received["00Q5e0000000031EAA"] == 1, received
+
+
+@pytest.mark.parametrize("point", ["execute.after_send:2", "execute.after_send:5", "execute.after_record:4"])
+def test_salesloft_kill_then_resume_posts_nobody_twice(tmp_path: Path, point: str) -> None:
+    audit = _killed_then_resumed(tmp_path, "salesloft-weekly-enrolment.toml", "salesloft_weekly_enrolment.csv",
+                                 point, concurrency=2)["SalesloftEmulator"]
+    assert audit["enrolments"] and max(audit["posts"].values()) == 1, audit["posts"]
