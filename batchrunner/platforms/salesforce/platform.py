@@ -91,8 +91,11 @@ class SalesforceSession:
         the newer figure, so this response's must not overwrite it."""
         verdict.rate.api_used = verdict.rate.api_limit = None
 
-    def _since(self) -> datetime:
-        return self.run_started_at or self.opened_at
+    def _since(self, unit: WorkUnit) -> datetime | None:
+        """Since when a change counts as this run's. Rows an earlier process sent (``unsure``) may
+        have been applied before this session opened: only the run's start bounds them (None,
+        unknown: a change found for them is the run's own)."""
+        return self.run_started_at if unit.unsure else (self.run_started_at or self.opened_at)
 
     async def _reconciled(self, unit: WorkUnit, rows: list[dict[str, Any]], verdict: Verdict,
                           io: SessionIO) -> Verdict:
@@ -102,7 +105,7 @@ class SalesforceSession:
         maybe = list(verdict.retry)
         why = ": ".join(verdict.retry_reason or ("NO_ANSWER", ""))
         decision = await reconcile.decide(io, self.api_version, unit.operation, maybe,
-                                          [rows[position[r]] for r in maybe], self._since(), why)
+                                          [rows[position[r]] for r in maybe], self._since(unit), why)
         self._read_since(verdict)
         verdict.outcomes += decision.outcomes
         verdict.retry = decision.resend + decision.unsure
@@ -133,7 +136,7 @@ class SalesforceSession:
                 tracker = _tracker_from_message(outcome.message)
                 if tracker is None or (outcome.row not in unit.unsure and reconcile.id18(requested)):
                     continue  # nothing to compare a cadence ID with: keep the platform's answer
-            mine = outcome.row in unit.unsure and reconcile.made_by_this_run(tracker, self._since())
+            mine = outcome.row in unit.unsure and reconcile.made_by_this_run(tracker, self._since(unit))
             new = reconcile.already_on(outcome.row, tracker, requested, mine, said=outcome.message)
             if new.status == Status.FAILED:
                 new.message = f"{new.message}. Salesforce said: {outcome.message}"

@@ -25,7 +25,7 @@ PLURAL = {"person": "people", "user": "users"}
 SANDBOX_TOKEN = "sandbox-key"  # the seed team's default API key (sample_data/sandbox/salesloft_team.json)
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # failed before the request left
-#: answers after which the request may have been carried out (no idempotency key: API-FACTS). A
+#: answers after which the request may have been carried out (no idempotency key: docs/platforms.md). A
 #: 429 is refused before any work; for the 5xx nothing is documented, so each may have applied
 MAYBE_APPLIED = frozenset({500, 502, 503, 504})
 #: clocks differ: a membership added up to this long before the run started still counts as the run's
@@ -104,7 +104,7 @@ class SalesloftSession:
                 ids["membership_id"] = int(membership["id"])
             self.resolved[row] = ids
             if row in unit.unsure:
-                done = await self._check(unit, ids, io, resumed=True)
+                done = await self._check(unit, ids, io)
                 if done is not None:
                     failed.append(done)
                     continue
@@ -160,9 +160,11 @@ class SalesloftSession:
                 return membership
         return None
 
-    def _added_by_this_run(self, membership: dict[str, Any], resumed: bool) -> bool:
-        """Was the membership added after the run started? (``added_at`` is the latest add: API-FACTS.)"""
-        since = self.run_started_at if resumed else (self.run_started_at or self.opened_at)
+    def _added_by_this_run(self, membership: dict[str, Any], unsure: bool) -> bool:
+        """Was the membership added after the run started? (``added_at`` is the latest add:
+        docs/platforms.md.) A row an earlier process sent (``unsure``) may have been applied before
+        this session opened: only the run's start bounds it (unknown: the membership is the run's)."""
+        since = self.run_started_at if unsure else (self.run_started_at or self.opened_at)
         if since is None:
             return True
         try:
@@ -201,7 +203,7 @@ class SalesloftSession:
         if status in TRANSIENT:
             verdict.retry, verdict.retry_reason = [row], (f"HTTP_{status}", error_text(response))
             if status in MAYBE_APPLIED:  # read before sending again: no idempotency key
-                done = await self._check(unit, ids, io, resumed=False)
+                done = await self._check(unit, ids, io)
                 if done is not None:
                     verdict.retry, verdict.outcomes = [], [done]
                 # not seen applied (or unreadable): sent again, its answer read as maybe-applied (a
@@ -223,7 +225,7 @@ class SalesloftSession:
                     return verdict
                 if membership is not None:
                     # an earlier send of this row may have enrolled the person (its answer a 5xx or lost)
-                    mine = row in unit.unsure and self._added_by_this_run(membership, resumed=False)
+                    mine = row in unit.unsure and self._added_by_this_run(membership, unsure=True)
                     verdict.outcomes.append(self._on_cadence(row, membership, mine, said=error_text(response)))
                 else:
                     verdict.outcomes.append(RowOutcome(row, Status.FAILED, "VALIDATION_ERROR", error_text(response)))
@@ -252,16 +254,16 @@ class SalesloftSession:
             return False
         return not (response.json().get("data") or {}).get("currently_on_cadence", True)
 
-    async def _check(self, unit: WorkUnit, ids: dict[str, int], io: SessionIO, resumed: bool) -> RowOutcome | None:
+    async def _check(self, unit: WorkUnit, ids: dict[str, int], io: SessionIO) -> RowOutcome | None:
         """For a row sent with no usable answer (lost, a 5xx, before a crash): did it happen? (No
-        idempotency key: API-FACTS.) An outcome when the state says so; None to send it again (a
+        idempotency key: docs/platforms.md.) An outcome when the state says so; None to send it again (a
         repeat is harmless: one membership per person and cadence, and its 422 is read again)."""
         row = unit.rows[0]
         try:
             if unit.operation == "add":
                 membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
                 if membership is not None:
-                    outcome = self._on_cadence(row, membership, self._added_by_this_run(membership, resumed))
+                    outcome = self._on_cadence(row, membership, self._added_by_this_run(membership, row in unit.unsure))
                     outcome.attempts = unit.attempts
                     return outcome
                 return None
@@ -279,7 +281,7 @@ class SalesloftSession:
         ids = self.resolved[row]
         reason = ("TIMEOUT" if isinstance(error, httpx.TimeoutException) else "CONNECTION_ERROR",
                   f"{type(error).__name__}: {error}".rstrip(": "))
-        done = await self._check(unit, ids, io, resumed=False)
+        done = await self._check(unit, ids, io)
         if done is not None:
             return Verdict(outcomes=[done])
         return Verdict(retry=[row], retry_reason=reason, maybe_applied=not isinstance(error, NOT_SENT))
