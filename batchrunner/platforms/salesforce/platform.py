@@ -35,6 +35,7 @@ class SalesforceSession:
         #: run sent is taken to be the run's own
         self.run_started_at: datetime | None = None
         self.opened_at = datetime.now(UTC)  # a lower bound for the run's own trackers in this process
+        self.resumed: set[int] = set()  # rows an earlier process sent (resume): opened_at does not bound them
 
     def rows_per_request(self, operation: str) -> int:
         return self.batch_size
@@ -54,6 +55,7 @@ class SalesforceSession:
                 ready.append(unit)
                 continue
             unsure = [r for r in unit.rows if r in unit.unsure]
+            self.resumed.update(unsure)
             decision = await reconcile.decide(io, self.api_version, unit.operation, unsure, rows.rows(unsure),
                                               self.run_started_at, "sent before the run stopped")
             for outcome in decision.outcomes:
@@ -91,11 +93,13 @@ class SalesforceSession:
         the newer figure, so this response's must not overwrite it."""
         verdict.rate.api_used = verdict.rate.api_limit = None
 
-    def _since(self, unit: WorkUnit) -> datetime | None:
-        """Since when a change counts as this run's. Rows an earlier process sent (``unsure``) may
-        have been applied before this session opened: only the run's start bounds them (None,
-        unknown: a change found for them is the run's own)."""
-        return self.run_started_at if unit.unsure else (self.run_started_at or self.opened_at)
+    def _since(self, rows: Sequence[int]) -> datetime | None:
+        """Since when a change counts as this run's. Rows an earlier process sent (resume) may have
+        been applied before this session opened: only the run's start bounds them (None, unknown:
+        a change found for them is the run's own)."""
+        if self.resumed.intersection(rows):
+            return self.run_started_at
+        return self.run_started_at or self.opened_at
 
     async def _reconciled(self, unit: WorkUnit, rows: list[dict[str, Any]], verdict: Verdict,
                           io: SessionIO) -> Verdict:
@@ -105,7 +109,7 @@ class SalesforceSession:
         maybe = list(verdict.retry)
         why = ": ".join(verdict.retry_reason or ("NO_ANSWER", ""))
         decision = await reconcile.decide(io, self.api_version, unit.operation, maybe,
-                                          [rows[position[r]] for r in maybe], self._since(unit), why)
+                                          [rows[position[r]] for r in maybe], self._since(maybe), why)
         self._read_since(verdict)
         verdict.outcomes += decision.outcomes
         verdict.retry = decision.resend + decision.unsure
@@ -136,7 +140,7 @@ class SalesforceSession:
                 tracker = _tracker_from_message(outcome.message)
                 if tracker is None or (outcome.row not in unit.unsure and reconcile.id18(requested)):
                     continue  # nothing to compare a cadence ID with: keep the platform's answer
-            mine = outcome.row in unit.unsure and reconcile.made_by_this_run(tracker, self._since(unit))
+            mine = outcome.row in unit.unsure and reconcile.made_by_this_run(tracker, self._since([outcome.row]))
             new = reconcile.already_on(outcome.row, tracker, requested, mine, said=outcome.message)
             if new.status == Status.FAILED:
                 new.message = f"{new.message}. Salesforce said: {outcome.message}"

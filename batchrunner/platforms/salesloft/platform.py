@@ -59,6 +59,7 @@ class SalesloftSession:
         #: run sent is taken to be the run's own
         self.run_started_at: datetime | None = None
         self.opened_at = datetime.now(UTC)  # a lower bound for the run's own enrolments in this process
+        self.resumed: set[int] = set()  # rows an earlier process sent (resume): opened_at does not bound them
 
     def rows_per_request(self, operation: str) -> int:
         return 1
@@ -104,6 +105,7 @@ class SalesloftSession:
                 ids["membership_id"] = int(membership["id"])
             self.resolved[row] = ids
             if row in unit.unsure:
+                self.resumed.add(row)
                 done = await self._check(unit, ids, io)
                 if done is not None:
                     failed.append(done)
@@ -160,11 +162,11 @@ class SalesloftSession:
                 return membership
         return None
 
-    def _added_by_this_run(self, membership: dict[str, Any], unsure: bool) -> bool:
+    def _added_by_this_run(self, membership: dict[str, Any], row: int) -> bool:
         """Was the membership added after the run started? (``added_at`` is the latest add:
-        docs/platforms.md.) A row an earlier process sent (``unsure``) may have been applied before
+        docs/platforms.md.) A row an earlier process sent (resume) may have been applied before
         this session opened: only the run's start bounds it (unknown: the membership is the run's)."""
-        since = self.run_started_at if unsure else (self.run_started_at or self.opened_at)
+        since = self.run_started_at if row in self.resumed else (self.run_started_at or self.opened_at)
         if since is None:
             return True
         try:
@@ -225,7 +227,7 @@ class SalesloftSession:
                     return verdict
                 if membership is not None:
                     # an earlier send of this row may have enrolled the person (its answer a 5xx or lost)
-                    mine = row in unit.unsure and self._added_by_this_run(membership, unsure=True)
+                    mine = row in unit.unsure and self._added_by_this_run(membership, row)
                     verdict.outcomes.append(self._on_cadence(row, membership, mine, said=error_text(response)))
                 else:
                     verdict.outcomes.append(RowOutcome(row, Status.FAILED, "VALIDATION_ERROR", error_text(response)))
@@ -263,7 +265,7 @@ class SalesloftSession:
             if unit.operation == "add":
                 membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
                 if membership is not None:
-                    outcome = self._on_cadence(row, membership, self._added_by_this_run(membership, row in unit.unsure))
+                    outcome = self._on_cadence(row, membership, self._added_by_this_run(membership, row))
                     outcome.attempts = unit.attempts
                     return outcome
                 return None
