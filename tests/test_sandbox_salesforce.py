@@ -495,6 +495,28 @@ def test_query_subset() -> None:
     assert bad.status == 400 and bad.body[0]["errorCode"] == "INVALID_FIELD"
 
 
+def test_query_of_active_trackers_with_cadence_name_and_created_date() -> None:
+    # the read reconciliation makes (docs/reconciliation.md): a relationship field comes back nested
+    # under its relationship, CreatedDate in the REST dateTime form, stamped by the org's clock
+    emu = SalesforceEmulator(clock=lambda: 1_795_000_000.25)
+    assert post(emu, ASSIGN, {"salesCadenceNameOrId": "Q4 Outbound", "targetId": FREE[0]}).status == 200
+    seeded = "00Q5e0000000031EAA"  # on Q4 Outbound in the seed
+    targets = ", ".join(f"'{t}'" for t in (FREE[0], seeded, FREE[1]))
+    soql = ("SELECT Id, TargetId, ActionCadenceId, ActionCadence.Name, State, CreatedDate FROM ActionCadenceTracker "
+            f"WHERE TargetId IN ({targets}) AND State IN ('Running', 'Paused')")
+    found = emu.handle(request("GET", "/services/data/v62.0/query", query=[("q", soql)]))
+    assert found.status == 200, found.body
+    by_target = {r["TargetId"]: r for r in found.body["records"]}
+    assert set(by_target) == {FREE[0], seeded}  # FREE[1] has no tracker
+    mine = by_target[FREE[0]]
+    assert mine["ActionCadence"] == {"attributes": {"type": "ActionCadence"}, "Name": "Q4 Outbound"}
+    assert mine["CreatedDate"] == "2026-11-18T11:06:40.250+0000" and mine["State"] == "Running"
+    assert by_target[seeded]["CreatedDate"] == "2024-01-01T00:00:00.000+0000"  # the seed's: long before
+    by_name = emu.handle(request("GET", "/services/data/v62.0/query", query=[(
+        "q", "SELECT Id FROM ActionCadenceTracker WHERE ActionCadence.Name = 'Q4 Outbound' AND State = 'Running'")]))
+    assert {emu.trackers[r["Id"]]["target_id"] for r in by_name.body["records"]} >= {FREE[0], seeded}
+
+
 # -- end to end: the weekly demo job in-process -------------------------------------------------------
 def test_weekly_assign_demo_end_to_end(tmp_path: Path) -> None:
     job = load_job(REPO / "jobs" / "salesforce-weekly-assign.toml")
