@@ -32,7 +32,7 @@ from batchrunner.job import Job, load_job, parse_job
 from batchrunner.lock import RunLock, job_lock
 from batchrunner.journal import DONE, IN_FLIGHT, PENDING, Journal, JournalLost, utc_now
 from batchrunner.mappings import apply_mappings, overlay
-from batchrunner.outcome import Status
+from batchrunner.outcome import CHECK_BEFORE_RETRY, Status
 from batchrunner.plan import Plan, plan
 from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
@@ -377,6 +377,9 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
         except (AuthError, JobError) as exc:  # credentials refused: nothing was sent; resumable (exit 3)
             return ExecStats(stopped=("AUTH_FAILED", secrets.redact(exc)))
     prepared.target = getattr(session, "target", None) or prepared.target
+    started = journal.meta().get("created_at")  # the platform tells the run's own changes from older ones
+    if started and hasattr(session, "run_started_at"):
+        session.run_started_at = datetime.fromisoformat(str(started).replace("Z", "+00:00"))
     try:
         limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
                               window_kind=job.limits.rate_window, margin=max(0, job.limits.concurrency - 1))
@@ -578,7 +581,7 @@ def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelectio
         raise JobError(f"{run_dir} stopped with {in_flight} rows in flight (sent, answer never read). Resume it "
                        f"first, so those are checked with the platform before anything is sent again: "
                        f"batchrunner resume {run_dir}")
-    unknown = (pl.col("state") == DONE) & (pl.col("code") == "UNKNOWN_OUTCOME")
+    unknown = (pl.col("state") == DONE) & pl.col("code").is_in(list(CHECK_BEFORE_RETRY))
     wanted = (pl.col("state") == PENDING) | ((pl.col("status") == Status.FAILED.value)
                                               & (~unknown if not include_unknown else pl.lit(True)))
     rows = frame.filter(wanted)["idx"].to_list()

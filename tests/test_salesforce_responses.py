@@ -59,8 +59,22 @@ def test_request_level_errors():
 
 
 def test_mismatched_200_is_never_guessed():
-    verdict = interpret(WorkUnit("assign", [1, 2]), resp(200, [OK]))
-    assert {o.status for o in verdict.outcomes} == {Status.FAILED} and not verdict.retry
+    # results cannot be matched to inputs: no row is decided from it, every row may have applied
+    # (the session reads the org's state before any of them is sent again)
+    for body in ([OK], [OK, OK, OK], {"not": "a list"}):
+        verdict = interpret(WorkUnit("assign", [1, 2]), resp(200, body))
+        assert not verdict.outcomes and verdict.retry == [1, 2] and verdict.maybe_applied
+        assert verdict.retry_reason[0] == "UNEXPECTED_RESPONSE"
+
+
+def test_which_5xx_may_have_applied():
+    unit = WorkUnit("send_event", [1])
+    for status in (500, 502, 504):
+        assert interpret(unit, resp(status, None)).maybe_applied
+    # 503 with Salesforce's own error body: the org did not take the request (REST status codes page)
+    assert not interpret(unit, resp(503, [{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}])).maybe_applied
+    assert interpret(unit, httpx.Response(503, text="<html>Service Unavailable</html>")).maybe_applied  # a proxy
+    assert not interpret(unit, resp(429, None)).maybe_applied
 
 
 def test_limit_info_and_reserve():
@@ -92,11 +106,20 @@ def test_resent_assign_answered_already_assigned_is_reconciled():
     from batchrunner.platforms.salesforce.operations import CATALOG
     from batchrunner.platforms.salesforce.platform import SalesforceSession
 
+    class NoReads:  # the state read fails: the answer's own words decide
+        async def request(self, *a, **k):
+            raise httpx.ConnectError("down")
+
     session = SalesforceSession(httpx.AsyncClient(), CATALOG, "62.0", 200)
-    unit = WorkUnit("assign", [7, 8], unsure=frozenset({7}))
+    unit = WorkUnit("assign", [7, 8, 9], unsure=frozenset({7}))
     dup = {**FAIL, "errors": [{"statusCode": "INVALID_INPUT", "message": "Target X is already assigned to a sales "
                                                                           "cadence (Q4 Outbound)"}]}
-    verdict = anyio.run(session.interpret, unit, [], resp(400, [dup, dup]), None)
-    first, second = verdict.outcomes
+    rows = [{"targetId": "00Q5e0000000001EAA", "salesCadenceNameOrId": "Q4 Outbound"},
+            {"targetId": "00Q5e0000000002EAA", "salesCadenceNameOrId": "Q4 Outbound"},
+            {"targetId": "00Q5e0000000003EAA", "salesCadenceNameOrId": "Webinar Follow-up"}]
+    verdict = anyio.run(session.interpret, unit, rows, resp(400, [dup, dup, dup]), NoReads())
+    first, second, third = verdict.outcomes
     assert first.status == Status.SUCCEEDED and first.result["reconciled"] is True
-    assert second.status == Status.FAILED  # not sent before: "already assigned" is a real failure
+    assert (second.status, second.code) == (Status.SKIPPED, "ALREADY_ON_CADENCE")  # not sent before: not ours
+    assert (third.status, third.code) == (Status.FAILED, "ALREADY_ON_OTHER_CADENCE")
+    assert "Q4 Outbound" in third.message

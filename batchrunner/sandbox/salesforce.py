@@ -23,7 +23,10 @@ from __future__ import annotations
 import copy
 import functools
 import re
+import time
 import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from batchrunner.platforms.salesforce.ids import to18
@@ -85,6 +88,16 @@ INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
 OUTPUTS = {"selectTemplateForSalesCadenceStepTracker": (("output", "JSON"), ("error", "STRING"))}
 
 
+# sandbox choice: trackers of the seed were made long before any run
+SEED_CREATED_DATE = "2024-01-01T00:00:00.000+0000"
+
+
+def sf_datetime(epoch: float) -> str:
+    """A dateTime as the REST API writes it in query results: ``2024-01-01T00:00:00.000+0000``
+    (UTC; milliseconds; an offset without a colon)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch * 1000) % 1000:03d}+0000"
+
+
 class InputError(Exception):
     """One input's failure: becomes that input's ``errors`` entry."""
 
@@ -123,8 +136,10 @@ class SalesforceEmulator:
     prefixes = ("/services/",)
 
     def __init__(self, org: dict[str, Any] | None = None, *, token: str = TOKEN, api_limit: int = 15000,
-                 api_used: int = 0, partial_save_allowed: bool = True) -> None:
+                 api_used: int = 0, partial_save_allowed: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
         seed = copy.deepcopy(org if org is not None else load_seed("salesforce_org.json"))
+        self.clock = clock  # stamps CreatedDate on the trackers assign makes
         self.token = token
         self.api_limit = api_limit
         self.api_used = api_used
@@ -150,6 +165,7 @@ class SalesforceEmulator:
             tracker = dict(tracker)
             for key in ("id", "target_id", "cadence_id", "owner_id"):
                 tracker[key] = to18(tracker[key])
+            tracker.setdefault("created_date", SEED_CREATED_DATE)
             self._add_tracker(tracker)
             if tracker["state"] in ("Running", "Paused"):
                 self._open_step(tracker, tracker.get("current_step", 0), tracker.get("step_tracker_id"))
@@ -157,6 +173,8 @@ class SalesforceEmulator:
         self.locked_targets = {to18(t) for t in seed.get("locked_targets", [])}
         self.calls: list[tuple[str, int]] = []  # (action name, number of inputs) per actions POST
         self.assignments: dict[str, int] = {}  # target -> trackers created by assign (crash tests)
+        self.applied: dict[str, int] = {}  # "action:target:record" -> times applied (double-send tests)
+        self.received: dict[str, int] = {}  # "action:target:record" -> times sent to the org, applied or not
 
     # -- ids and state helpers ----------------------------------------------------------------
     def _new_id(self, prefix: str) -> str:
@@ -304,7 +322,7 @@ class SalesforceEmulator:
                              ["salesCadenceNameOrId"])
         extra = self._related(data)
         tracker = {"id": self._new_id("0qB"), "target_id": target, "cadence_id": to18(cadence["id"]),
-                   "owner_id": owner, "state": "Running", **extra}
+                   "owner_id": owner, "state": "Running", "created_date": sf_datetime(self.clock()), **extra}
         self._add_tracker(tracker)
         self._open_step(tracker, start)
         self.assignments[target] = self.assignments.get(target, 0) + 1
@@ -474,7 +492,14 @@ class SalesforceEmulator:
                                           "message": "The request body must be {\"inputs\": [ {...}, ... ]}"}],
                                    headers)
         self.calls.append((name, len(inputs)))
+        for data in inputs:  # every input that reached the org, applied or refused (re-send tests)
+            key = self._record_key(name, data)
+            self.received[key] = self.received.get(key, 0) + 1
         return self._run(name, inputs, headers)
+
+    def _record_key(self, name: str, data: dict[str, Any]) -> str:
+        """``action:target:record`` of an input, for the audit counters."""
+        return f"{name}:{self._target_of(data) or ''}:{_id(data.get('recordId')) or ''}"
 
     def _run(self, name: str, inputs: list[dict[str, Any]], headers: dict[str, str]) -> SandboxResponse:
         snapshot = None if self.partial_save_allowed else self._snapshot()
@@ -489,6 +514,8 @@ class SalesforceEmulator:
                     raise InputError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 "
                                      "records: " + target)
                 output = action(self, data)
+                key = self._record_key(name, data)
+                self.applied[key] = self.applied.get(key, 0) + 1
                 results.append({"actionName": name, "isSuccess": True, "errors": None, "outputValues": output})
             except InputError as exc:
                 # seed doc: the error samples carry errors[] and outputValues.error
@@ -508,10 +535,12 @@ class SalesforceEmulator:
     def _snapshot(self) -> tuple[Any, ...]:
         # sandbox choice: locked_targets is not part of the rollback (the lock was a passing condition
         # the attempt used up), so an all-or-none call with a locked row succeeds when sent again
-        return copy.deepcopy((self.trackers, self.by_target, self.step_trackers, self.assignments, self._serial))
+        return copy.deepcopy((self.trackers, self.by_target, self.step_trackers, self.assignments, self.applied,
+                              self._serial))
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        self.trackers, self.by_target, self.step_trackers, self.assignments, self._serial = snapshot
+        (self.trackers, self.by_target, self.step_trackers, self.assignments, self.applied,
+         self._serial) = snapshot
 
     def _describe(self, name: str) -> dict[str, Any]:
         """API-FACTS: the describe lists the action's inputs (name, type, required, picklistValues)."""
@@ -533,7 +562,12 @@ class SalesforceEmulator:
             for t in self.trackers.values():
                 step = self.step_trackers.get(t.get("step_tracker_id") or "")
                 active = t["state"] in ("Running", "Paused")
+                # ActionCadenceTracker fields (object reference, sforce_api_objects_actioncadencetracker.htm):
+                # ActionCadenceId and its relationship ActionCadence (so ActionCadence.Name), TargetId,
+                # OwnerId, State, IsTrackerActive, CurrentStepId...; CreatedDate is a system field of every object
                 out.append({"Id": t["id"], "TargetId": t["target_id"], "ActionCadenceId": t["cadence_id"],
+                            "ActionCadence.Name": self.cadences.get(t["cadence_id"], {}).get("name"),
+                            "CreatedDate": t.get("created_date"),
                             "OwnerId": t["owner_id"], "State": t["state"], "IsTrackerActive": active,
                             "CurrentStepId": step["step_id"] if step is not None and active else None,
                             "CompletionDisposition": t.get("disposition"),
@@ -576,7 +610,7 @@ class SalesforceEmulator:
 
         conditions = []
         for part in re.split(r"\s+AND\s+", m.group(3) or "", flags=re.I) if m.group(3) else []:
-            c = re.fullmatch(r"(\w+)\s*(=|!=|IN)\s*(.+)", part.strip(), re.I | re.S)
+            c = re.fullmatch(r"([\w.]+)\s*(=|!=|IN)\s*(.+)", part.strip(), re.I | re.S)
             if c is None or (known and c.group(1).lower() not in known):
                 return malformed(f"unsupported condition: {part}")
             raw = c.group(3).strip()
@@ -603,11 +637,25 @@ class SalesforceEmulator:
                 hits.append(record)
         if m.group(4):
             hits = hits[: int(m.group(4))]
-        base = f"/services/data/v{version}/sobjects/{m.group(2)}"
-        out = [{"attributes": {"type": m.group(2), "url": f"{base}/{r['Id']}"},
-                **{known.get(f.lower(), f): r.get(known.get(f.lower(), f)) for f in fields}} for r in hits]
+        out = [self._shape(m.group(2), r, [known.get(f.lower(), f) for f in fields], version) for r in hits]
         return SandboxResponse(200, {"totalSize": len(out), "done": True, "records": out}, headers)
+
+    def _shape(self, sobject: str, record: dict[str, Any], fields: list[str], version: str) -> dict[str, Any]:
+        """One query result record: a relationship field (``ActionCadence.Name``) comes back nested
+        under the relationship's name with its own ``attributes``, as the REST query resource returns it."""
+        out: dict[str, Any] = {"attributes": {"type": sobject,
+                                              "url": f"/services/data/v{version}/sobjects/{sobject}/{record['Id']}"}}
+        for name in fields:
+            if "." not in name:
+                out[name] = record.get(name)
+                continue
+            relation, field = name.split(".", 1)
+            parent = out.setdefault(relation, {"attributes": {"type": relation}})
+            parent[field] = record.get(name)
+        return out
 
     def audit(self) -> dict[str, Any]:
         """The org's own record of what was done, for tests that must prove nothing happened twice."""
-        return {"assignments": dict(self.assignments), "api_used": self.api_used, "calls": len(self.calls)}
+        return {"assignments": dict(self.assignments), "applied": dict(self.applied),
+                "received": dict(self.received), "api_used": self.api_used,
+                "calls": len(self.calls)}

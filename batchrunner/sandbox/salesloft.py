@@ -94,6 +94,7 @@ class SalesloftEmulator:
             self._next_id = max(self._next_id, m["id"] + 1)
         self.calls: list[tuple[str, str]] = []
         self.enrolments: dict[str, int] = {}  # "person:cadence" -> successful adds (crash tests)
+        self.posts: dict[str, int] = {}  # "person:cadence" -> add requests received, whatever their answer
         self.rejected_429 = 0
 
     # -- budget -------------------------------------------------------------------------------
@@ -209,6 +210,7 @@ class SalesloftEmulator:
                 return self._errors(field, "must be an integer")  # sandbox choice: 422 as above
         person_id, cadence_id = self._int(request.param("person_id")), self._int(request.param("cadence_id"))
         assert person_id is not None and cadence_id is not None
+        self.posts[f"{person_id}:{cadence_id}"] = self.posts.get(f"{person_id}:{cadence_id}", 0) + 1
         person, cadence = self.people.get(person_id), self.cadences.get(cadence_id)
         # seed: person and cadence must be visible; API-FACTS: 404 {"error"} also when a record exists
         # but is not visible (sandbox choice: 404 rather than a 422 on person_id / cadence_id)
@@ -381,5 +383,6 @@ class SalesloftEmulator:
 
     def audit(self) -> dict[str, Any]:
         """The team's own record of what was done, for tests that must prove nothing happened twice."""
-        return {"enrolments": dict(self.enrolments), "requests": len(self.calls), "rejected_429": self.rejected_429,
+        return {"enrolments": dict(self.enrolments), "posts": dict(self.posts), "requests": len(self.calls),
+                "rejected_429": self.rejected_429,
                 "on_cadence": sum(m["currently_on_cadence"] for m in self.memberships.values())}

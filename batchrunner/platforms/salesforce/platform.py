@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -11,12 +13,11 @@ from batchrunner import jsonio
 from batchrunner.job import Job
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import Catalog, RowSource, SessionIO, Verdict, WorkUnit
-from batchrunner.platforms.salesforce import responses
+from batchrunner.platforms.salesforce import reconcile, responses
 from batchrunner.platforms.salesforce.operations import build_catalog
 
 DEFAULT_API_VERSION = "62.0"
-#: operations that may be sent again when an earlier send's answer was lost
-RESENDABLE = frozenset({"assign", "modify_tracker", "select_template", "change_assignee"})
+RESENDABLE = reconcile.RESENDABLE  # operations whose repeat is harmless (kept for importers)
 SANDBOX_TOKEN = "sandbox-token"
 
 
@@ -29,6 +30,12 @@ class SalesforceSession:
         self.batch_size = batch_size
         self.api_reserve = api_reserve
         self._ops = {op.name: op for op in catalog.operations}
+        #: when the run started (the journal's created_at), set by the runner on resume; trackers
+        #: created since were made by this run. None: unknown, and a tracker found for a row this
+        #: run sent is taken to be the run's own
+        self.run_started_at: datetime | None = None
+        self.opened_at = datetime.now(UTC)  # a lower bound for the run's own trackers in this process
+        self.resumed: set[int] = set()  # rows an earlier process sent (resume): opened_at does not bound them
 
     def rows_per_request(self, operation: str) -> int:
         return self.batch_size
@@ -37,24 +44,28 @@ class SalesforceSession:
         return 1.0
 
     async def prepare(self, units: list[WorkUnit], rows: RowSource, io: SessionIO) -> list[WorkUnit]:
-        """Rows whose earlier send has no known answer (resume): assign, modify_tracker and
-        select_template are sent again (assign's "already in a cadence" answer then means it was
-        done); the others are not idempotent (a second Skip skips a second step), so they are
-        reported UNKNOWN_OUTCOME for a person to check rather than risk doing them twice."""
+        """Rows whose earlier send has no known answer (resume): read the org's state first
+        (reconcile.py); rows the state shows done are recorded, rows it shows not done are sent
+        again, and rows it cannot tell about are sent again only when a repeat is harmless, else
+        reported UNKNOWN_OUTCOME."""
         ready: list[WorkUnit] = []
-        unknown: list[RowOutcome] = []
+        decided: list[RowOutcome] = []
         for unit in units:
-            if not unit.unsure or unit.operation in RESENDABLE:
+            if not unit.unsure:
                 ready.append(unit)
                 continue
-            unknown += [RowOutcome(r, Status.FAILED, "UNKNOWN_OUTCOME",
-                                   f"{unit.operation} was sent before the run stopped and its answer was lost; "
-                                   "check this target in Salesforce before sending it again", attempts=unit.attempts)
-                        for r in unit.rows if r in unit.unsure]
-            rest = [r for r in unit.rows if r not in unit.unsure]
+            unsure = [r for r in unit.rows if r in unit.unsure]
+            self.resumed.update(unsure)
+            decision = await reconcile.decide(io, self.api_version, unit.operation, unsure, rows.rows(unsure),
+                                              self.run_started_at, "sent before the run stopped")
+            for outcome in decision.outcomes:
+                outcome.attempts = unit.attempts
+            decided += decision.outcomes
+            done = {o.row for o in decision.outcomes}
+            rest = [r for r in unit.rows if r not in done]
             if rest:
-                ready.append(unit.part(rest))
-        io.record(unknown)
+                ready.append(unit.part(rest, unsure=frozenset(decision.unsure)))
+        io.record(decided)
         return ready
 
     def inputs(self, operation: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -70,27 +81,94 @@ class SalesforceSession:
     async def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response,
                         io: SessionIO) -> Verdict:
         verdict = responses.interpret(unit, response, self.api_reserve)
-        if unit.unsure and unit.operation == "assign":
-            for outcome in verdict.outcomes:
-                if outcome.row in unit.unsure and outcome.status == Status.FAILED and responses.already_assigned(
-                        outcome.message):
-                    outcome.status, outcome.code = Status.SUCCEEDED, None
-                    outcome.result = {"reconciled": True, "platform_said": outcome.message}
-                    outcome.message = None
+        if verdict.maybe_applied and verdict.retry:
+            verdict = await self._reconciled(unit, rows, verdict, io)
+        elif unit.operation == "assign":
+            await self._already_assigned(unit, rows, verdict, io)
         return verdict
+
+    @staticmethod
+    def _read_since(verdict: Verdict) -> None:
+        """A state read answered after this response: its Sforce-Limit-Info, already observed, is
+        the newer figure, so this response's must not overwrite it."""
+        verdict.rate.api_used = verdict.rate.api_limit = None
+
+    def _since(self, rows: Sequence[int]) -> datetime | None:
+        """Since when a change counts as this run's. Rows an earlier process sent (resume) may have
+        been applied before this session opened: only the run's start bounds them (None, unknown:
+        a change found for them is the run's own)."""
+        if self.resumed.intersection(rows):
+            return self.run_started_at
+        return self.run_started_at or self.opened_at
+
+    async def _reconciled(self, unit: WorkUnit, rows: list[dict[str, Any]], verdict: Verdict,
+                          io: SessionIO) -> Verdict:
+        """A verdict whose retry rows may have applied: read the state, then send again only what
+        did not apply (or what is harmless to repeat)."""
+        position = {r: i for i, r in enumerate(unit.rows)}
+        maybe = list(verdict.retry)
+        why = ": ".join(verdict.retry_reason or ("NO_ANSWER", ""))
+        decision = await reconcile.decide(io, self.api_version, unit.operation, maybe,
+                                          [rows[position[r]] for r in maybe], self._since(maybe), why)
+        self._read_since(verdict)
+        verdict.outcomes += decision.outcomes
+        verdict.retry = decision.resend + decision.unsure
+        verdict.maybe_applied = bool(decision.unsure)
+        return verdict
+
+    async def _already_assigned(self, unit: WorkUnit, rows: list[dict[str, Any]], verdict: Verdict,
+                                io: SessionIO) -> None:
+        """An assign refused because the target already has an active tracker: read the tracker.
+        On the requested cadence: ``skipped ALREADY_ON_CADENCE`` (as Salesloft reports it), or
+        ``succeeded`` (reconciled) when this run made it (an earlier send whose answer was lost).
+        On another cadence: ``failed ALREADY_ON_OTHER_CADENCE``, naming it."""
+        refused = [o for o in verdict.outcomes if o.status == Status.FAILED and responses.already_assigned(o.message)]
+        if not refused:
+            return
+        self._read_since(verdict)
+        position = {r: i for i, r in enumerate(unit.rows)}
+        targets = {o.row: reconcile.id18(rows[position[o.row]].get("targetId")) for o in refused}
+        try:
+            active = await reconcile.active_trackers(io, self.api_version, [t for t in targets.values() if t])
+        except reconcile.ReadFailed:
+            active = {}
+        replaced: dict[int, RowOutcome] = {}
+        for outcome in refused:
+            requested = rows[position[outcome.row]].get("salesCadenceNameOrId")
+            tracker = active.get(targets[outcome.row] or "")
+            if tracker is None:  # the read failed or the tracker ended meanwhile: what the answer says
+                tracker = _tracker_from_message(outcome.message)
+                if tracker is None or (outcome.row not in unit.unsure and reconcile.id18(requested)):
+                    continue  # nothing to compare a cadence ID with: keep the platform's answer
+            mine = outcome.row in unit.unsure and reconcile.made_by_this_run(tracker, self._since([outcome.row]))
+            new = reconcile.already_on(outcome.row, tracker, requested, mine, said=outcome.message)
+            if new.status == Status.FAILED:
+                new.message = f"{new.message}. Salesforce said: {outcome.message}"
+            replaced[outcome.row] = new
+        verdict.outcomes = [replaced.get(o.row, o) for o in verdict.outcomes]
 
     def read_rate(self, response: httpx.Response):
         return responses.rate_signal(response)
 
     async def transport_error(self, unit: WorkUnit, rows: list[dict[str, Any]], error: Exception,
                               io: SessionIO) -> Verdict:
-        return responses.transport_error(unit, error, resendable=unit.operation in RESENDABLE)
+        verdict = responses.transport_error(unit, error, resendable=True)
+        if not verdict.maybe_applied:
+            return verdict  # it never left this machine: send it again
+        return await self._reconciled(unit, rows, verdict, io)
 
     async def aclose(self) -> None:
         await self.client.aclose()
         provider = getattr(self, "provider", None)
         if provider is not None:
             await provider.aclose()
+
+
+def _tracker_from_message(message: str | None) -> dict[str, Any] | None:
+    """The cadence an "already assigned to a sales cadence (NAME)" answer names, shaped like a
+    tracker record (no CreatedDate: not known), when the org's state cannot be read."""
+    match = re.search(r"\(([^()]+)\)\.?\s*$", message or "")
+    return {"ActionCadence": {"Name": match.group(1)}} if match else None
 
 
 class SalesforcePlatform:

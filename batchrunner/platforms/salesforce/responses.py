@@ -39,6 +39,24 @@ def rate_signal(response: httpx.Response) -> RateSignal:
     return signal
 
 
+def maybe_applied(status: int, body: Any) -> bool:
+    """May a request answered ``status`` have been applied? The rule (docs/reconciliation.md):
+
+    - 429: refused before any work (a rate limit): no.
+    - 503 with Salesforce's own error body (``[{"errorCode": ..., "message": ...}]``): no. The REST
+      API's "Status Codes and Error Responses" page: 503 "The server is unavailable to handle the
+      request" (maintenance, overload): the org did not take the request.
+    - 500 ("an error has occurred ... so the request couldn't be completed": not said to be rolled
+      back), 502 and 504 (a gateway between us and the org gave up: the org may have finished), and
+      a 503 without Salesforce's body (from a proxy, not the org): yes.
+    """
+    if status == 429:
+        return False
+    if status == 503:
+        return not (isinstance(body, list) and body and isinstance(body[0], dict) and "errorCode" in body[0])
+    return status in TRANSIENT_HTTP
+
+
 def already_assigned(message: str | None) -> bool:
     """Does an assign failure say the target is already in a cadence? (The exact wording is not
     documented; this matches the forms seen: "already assigned", "already in a cadence".)"""
@@ -110,9 +128,10 @@ def interpret(unit: WorkUnit, response: httpx.Response, api_reserve: int = 0) ->
             else:
                 verdict.outcomes.append(RowOutcome(row, Status.FAILED, code, message))
     elif status in (200, 201):
-        # an answer we cannot map to rows: never guess which row it was, never re-send blindly
+        # an answer we cannot map to rows: never guess which row it was. The inputs may all have
+        # been applied: the session reads the org's state before anything is sent again
         message = f"HTTP {status} with {len(body) if isinstance(body, list) else 'no'} results for {len(rows)} inputs"
-        verdict.outcomes = [RowOutcome(r, Status.FAILED, "UNEXPECTED_RESPONSE", message) for r in rows]
+        verdict.retry, verdict.retry_reason, verdict.maybe_applied = list(rows), ("UNEXPECTED_RESPONSE", message), True
     elif status == 401:
         code, message = _request_error(body, response)
         verdict.stop = ("AUTH_LOST", f"{code}: {message}")
@@ -126,6 +145,7 @@ def interpret(unit: WorkUnit, response: httpx.Response, api_reserve: int = 0) ->
     elif status in TRANSIENT_HTTP:
         verdict.retry = list(rows)
         verdict.retry_reason = (f"HTTP_{status}", _request_error(body, response)[1])
+        verdict.maybe_applied = maybe_applied(status, body)
     elif status == 400 or status == 413:
         verdict.split, verdict.split_reason = True, _request_error(body, response)
     else:

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from batchrunner import secrets
+import httpx
+
 from batchrunner.platforms.base import SessionIO, StopRun
 
 PER_PAGE = 100
@@ -19,7 +21,45 @@ BATCH = 100  # values per look-up request (API-FACTS: up to 100 emails per reque
 
 
 class LookupFailed(Exception):
-    pass
+    """A look-up that could not be answered: the platform refused it (``LOOKUP_FAILED``, with its
+    message) or could not be reached (``CONNECTION_ERROR``). Its rows fail retryably; a person who
+    exists is never reported missing because of it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def error_text(response: httpx.Response) -> str:
+    """The server's messages joined: `{"error": "..."}` or `{"errors": {field: [...]}}`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return secrets.excerpt(response.text, 300) or response.reason_phrase
+    if isinstance(body, dict):
+        if isinstance(body.get("errors"), dict):
+            parts = []
+            for field, messages in body["errors"].items():
+                messages = messages if isinstance(messages, list) else [messages]
+                parts.extend(f"{field} {m}" if field != "base" else str(m) for m in messages)
+            return "; ".join(parts)
+        if body.get("error"):
+            return str(body["error"])
+    return secrets.excerpt(str(body), 300)
+
+
+async def read(io: SessionIO, path: str, what: str, **kwargs: Any) -> httpx.Response:
+    """A GET that answered 200, or LookupFailed (StopRun on 401). ``io.request`` has already retried
+    transient answers and transport errors as often as the job allows."""
+    try:
+        response = await io.request("GET", path, **kwargs)
+    except httpx.TransportError as exc:
+        raise LookupFailed("CONNECTION_ERROR", f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+    if response.status_code == 401:
+        raise StopRun("AUTH_LOST", f"Salesloft refused the API key during {what}")
+    if response.status_code != 200:
+        raise LookupFailed("LOOKUP_FAILED", f"{what} answered HTTP {response.status_code}: {error_text(response)}")
+    return response
 
 
 def page_cost(page: int) -> float:
@@ -32,12 +72,8 @@ async def get_all(io: SessionIO, path: str, params: list[tuple[str, Any]]) -> li
     records: list[dict[str, Any]] = []
     page = 1
     while True:
-        response = await io.request("GET", path, cost=page_cost(page),
-                                    params=[*params, ("per_page", PER_PAGE), ("page", page)])
-        if response.status_code == 401:
-            raise StopRun("AUTH_LOST", f"Salesloft refused the API key during a look-up of {path}")
-        if response.status_code != 200:
-            raise LookupFailed(f"look-up {path} answered HTTP {response.status_code}: {secrets.excerpt(response.text, 200)}")
+        response = await read(io, path, f"the look-up {path}", cost=page_cost(page),
+                              params=[*params, ("per_page", PER_PAGE), ("page", page)])
         page = collect_page(response.json(), records)
         if page is None:
             return records
@@ -64,23 +100,28 @@ class Lookups:
         self.people_by_crm: dict[str, list[int]] = {}
         self.cadences_by_name: dict[str, list[dict[str, Any]]] = {}
         self.users_by_email: dict[str, list[int]] | None = None
-        self.errors: dict[tuple[str, str], str] = {}  # (kind, key) -> why the look-up itself failed
+        #: (row field, value) -> why its look-up failed; keyed by the *row's* field name
+        #: (person_email, person_crm_id, cadence_name, user_email), which is what a row is resolved by
+        self.errors: dict[tuple[str, str], LookupFailed] = {}
 
     async def people(self, io: SessionIO, *, emails: set[str], crm_ids: set[str]) -> None:
+        # a value whose earlier look-up failed is asked again (the next wave, or resume)
         await self._people(io, "email_addresses[]", sorted(emails - set(self.people_by_email)), "email_address",
-                           self.people_by_email, lower=True)
-        await self._people(io, "crm_id[]", sorted(crm_ids - set(self.people_by_crm)), "crm_id", self.people_by_crm,
-                           lower=False)
+                           "person_email", self.people_by_email, lower=True)
+        await self._people(io, "crm_id[]", sorted(crm_ids - set(self.people_by_crm)), "crm_id", "person_crm_id",
+                           self.people_by_crm, lower=False)
 
-    async def _people(self, io: SessionIO, param: str, wanted: list[str], field: str,
+    async def _people(self, io: SessionIO, param: str, wanted: list[str], field: str, row_field: str,
                       cache: dict[str, list[int]], lower: bool) -> None:
         for chunk in _chunks(wanted, BATCH):
             try:
                 records = await get_all(io, "/v2/people", [(param, v) for v in chunk])
             except LookupFailed as exc:
                 for value in chunk:
-                    self.errors[(field, value)] = str(exc)
+                    self.errors[(row_field, value)] = exc
                 continue
+            for value in chunk:
+                self.errors.pop((row_field, value), None)
             for value in chunk:
                 cache[value] = []
             for person in records:
@@ -98,24 +139,28 @@ class Lookups:
                 records = await get_all(io, "/v2/cadences", [("name[]", n) for n in chunk])
             except LookupFailed as exc:
                 for name in chunk:
-                    self.errors[("cadence_name", name)] = str(exc)
+                    self.errors[("cadence_name", name)] = exc
                 continue
             for name in chunk:
+                self.errors.pop(("cadence_name", name), None)
                 self.cadences_by_name[name] = [c for c in records if c.get("name") == name]
 
     async def users(self, io: SessionIO) -> None:
         if self.users_by_email is not None:
             return
         # API-FACTS: no email filter on /v2/users; without `page` it returns every user
-        response = await io.request("GET", "/v2/users")
-        if response.status_code == 401:
-            raise StopRun("AUTH_LOST", "Salesloft refused the API key during the users look-up")
-        if response.status_code != 200:
-            self.users_by_email = {}
-            self.errors[("user_email", "*")] = f"users look-up answered HTTP {response.status_code}"
+        try:
+            response = await read(io, "/v2/users", "the users look-up")
+        except LookupFailed as exc:
+            self.errors[("user_email", "*")] = exc  # users_by_email stays None: asked again next wave
             return
+        self.errors.pop(("user_email", "*"), None)
         self.users_by_email = {}
         for user in response.json().get("data") or []:
             email = str(user.get("email") or "").strip().lower()
             if email:
                 self.users_by_email.setdefault(email, []).append(int(user["id"]))
+
+    def failure(self, field: str, value: str) -> LookupFailed | None:
+        """Why the look-up of a row's ``field`` = ``value`` failed, if it did."""
+        return self.errors.get((field, value)) or (self.errors.get((field, "*")) if field == "user_email" else None)

@@ -9,6 +9,7 @@ checked with a GET before it is sent again).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,13 +18,20 @@ from batchrunner import secrets
 from batchrunner.job import Job
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import Catalog, RateSignal, RowSource, SessionIO, StopRun, Verdict, WorkUnit
-from batchrunner.platforms.salesloft.lookups import Lookups
+from batchrunner.platforms.salesloft.lookups import LookupFailed, Lookups, error_text, read
 from batchrunner.platforms.salesloft.operations import CATALOG
 
 DEFAULT_BASE_URL = "https://api.salesloft.com"
 PLURAL = {"person": "people", "user": "users"}
 SANDBOX_TOKEN = "sandbox-key"  # the seed team's default API key (sample_data/sandbox/salesloft_team.json)
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # failed before the request left
+#: answers after which the request may have been carried out (no idempotency key: docs/platforms.md). A
+#: 429 is refused before any work; for the 5xx nothing is documented, so each may have applied
+MAYBE_APPLIED = frozenset({500, 502, 503, 504})
+#: clocks differ: a membership added up to this long before the run started still counts as the run's
+CLOCK_SKEW = timedelta(seconds=60)
+__all__ = ["SalesloftPlatform", "SalesloftSession", "error_text", "rate_signal"]
 
 
 def rate_signal(response: httpx.Response) -> RateSignal:
@@ -42,29 +50,17 @@ def rate_signal(response: httpx.Response) -> RateSignal:
     return signal
 
 
-def error_text(response: httpx.Response) -> str:
-    """The server's messages joined: `{"error": "..."}` or `{"errors": {field: [...]}}`."""
-    try:
-        body = response.json()
-    except ValueError:
-        return secrets.excerpt(response.text, 300) or response.reason_phrase
-    if isinstance(body, dict):
-        if isinstance(body.get("errors"), dict):
-            parts = []
-            for field, messages in body["errors"].items():
-                messages = messages if isinstance(messages, list) else [messages]
-                parts.extend(f"{field} {m}" if field != "base" else str(m) for m in messages)
-            return "; ".join(parts)
-        if body.get("error"):
-            return str(body["error"])
-    return secrets.excerpt(str(body), 300)
-
-
 class SalesloftSession:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
         self.lookups = Lookups()
         self.resolved: dict[int, dict[str, int]] = {}  # row -> ids to send
+        #: when the run started (the journal's created_at), set by the runner on resume; memberships
+        #: added since were added by this run. None: unknown, and a membership found for a row this
+        #: run sent is taken to be the run's own
+        self.run_started_at: datetime | None = None
+        self.opened_at = datetime.now(UTC)  # a lower bound for the run's own enrolments in this process
+        self.resumed: set[int] = set()  # rows an earlier process sent (resume): opened_at does not bound them
 
     def rows_per_request(self, operation: str) -> int:
         return 1
@@ -95,7 +91,11 @@ class SalesloftSession:
                 failed.append(RowOutcome(row, Status.FAILED, problem[0], problem[1]))
                 continue
             if unit.operation == "remove" and "membership_id" not in ids:
-                membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                try:
+                    membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                except LookupFailed as exc:
+                    failed.append(RowOutcome(row, Status.FAILED, exc.code, exc.message))
+                    continue
                 if membership is None and row in unit.unsure:  # our DELETE went through before the crash
                     failed.append(RowOutcome(row, Status.SUCCEEDED, result={"reconciled": True}, attempts=unit.attempts))
                     continue
@@ -106,7 +106,8 @@ class SalesloftSession:
                 ids["membership_id"] = int(membership["id"])
             self.resolved[row] = ids
             if row in unit.unsure:
-                done = await self._already_done(unit, ids, io)
+                self.resumed.add(row)
+                done = await self._check(unit, ids, io)
                 if done is not None:
                     failed.append(done)
                     continue
@@ -127,9 +128,8 @@ class SalesloftSession:
             value = row.get(field)
             if value is None:
                 continue
-            if (field, value) in lk.errors or (field == "user_email" and (field, "*") in lk.errors):
-                return ids, ("LOOKUP_FAILED", f"could not look up {noun} {how} {value}: "
-                             f"{lk.errors.get((field, value)) or lk.errors.get((field, '*'))}")
+            if (failed := lk.failure(field, value)) is not None:
+                return ids, (failed.code, f"could not look up {noun} {how} {value}: {failed.message}")
             found = cache.get(value, [])
             if not found:
                 return ids, (f"{noun.upper()}_NOT_FOUND", f"no Salesloft {noun} {how} {value}")
@@ -140,8 +140,8 @@ class SalesloftSession:
             ids[target] = found[0]
         name = row.get("cadence_name")
         if name is not None:
-            if ("cadence_name", name) in lk.errors:
-                return ids, ("LOOKUP_FAILED", f"could not look up cadence {name!r}: {lk.errors[('cadence_name', name)]}")
+            if (failed := lk.failure("cadence_name", name)) is not None:
+                return ids, (failed.code, f"could not look up cadence {name!r}: {failed.message}")
             found_cadences = lk.cadences_by_name.get(name, [])
             if not found_cadences:
                 return ids, ("CADENCE_NOT_FOUND", f"no Salesloft cadence named {name!r} visible to this API key")
@@ -153,17 +153,40 @@ class SalesloftSession:
         return ids, None
 
     async def current_membership(self, io: SessionIO, person_id: int, cadence_id: int) -> dict[str, Any] | None:
-        response = await io.request("GET", "/v2/cadence_memberships", params={
+        """The person's membership currently on the cadence, None when there is none, or
+        LookupFailed when the platform cannot be asked (never mistaken for "none")."""
+        response = await read(io, "/v2/cadence_memberships", "a membership look-up", params={
             "person_id": person_id, "cadence_id": cadence_id, "currently_on_cadence": "true", "per_page": 100})
-        if response.status_code == 401:
-            raise StopRun("AUTH_LOST", "Salesloft refused the API key during a membership look-up")
-        if response.status_code != 200:
-            return None
         for membership in response.json().get("data") or []:
             if (membership.get("currently_on_cadence") and (membership.get("person") or {}).get("id") == person_id
                     and (membership.get("cadence") or {}).get("id") == cadence_id):
                 return membership
         return None
+
+    def _added_by_this_run(self, membership: dict[str, Any], row: int) -> bool:
+        """Was the membership added after the run started? (``added_at`` is the latest add:
+        docs/platforms.md.) A row an earlier process sent (resume) may have been applied before
+        this session opened: only the run's start bounds it (unknown: the membership is the run's)."""
+        since = self.run_started_at if row in self.resumed else (self.run_started_at or self.opened_at)
+        if since is None:
+            return True
+        try:
+            added = datetime.fromisoformat(str(membership.get("added_at")).replace("Z", "+00:00"))
+        except ValueError:
+            return True
+        if added.tzinfo is None:
+            added = added.replace(tzinfo=UTC)
+        return added >= since - CLOCK_SKEW
+
+    def _on_cadence(self, row: int, membership: dict[str, Any], mine: bool, said: str | None = None) -> RowOutcome:
+        """A person found on the cadence: enrolled by this run (succeeded, reconciled) or before it (skipped)."""
+        result = {"membership_id": membership.get("id"), "current_state": membership.get("current_state"),
+                  "added_at": membership.get("added_at")}
+        if mine:
+            return RowOutcome(row, Status.SUCCEEDED, result={**result, "reconciled": True,
+                                                             **({"platform_said": said} if said else {})})
+        return RowOutcome(row, Status.SKIPPED, "ALREADY_ON_CADENCE", "the person is already on this cadence",
+                          result=result)
 
     # -- requests ---------------------------------------------------------------------------
     def build_request(self, unit: WorkUnit, rows: list[dict[str, Any]]) -> httpx.Request:
@@ -182,6 +205,13 @@ class SalesloftSession:
         verdict = Verdict(rate=rate_signal(response))
         if status in TRANSIENT:
             verdict.retry, verdict.retry_reason = [row], (f"HTTP_{status}", error_text(response))
+            if status in MAYBE_APPLIED:  # read before sending again: no idempotency key
+                done = await self._check(unit, ids, io)
+                if done is not None:
+                    verdict.retry, verdict.outcomes = [], [done]
+                # not seen applied (or unreadable): sent again, its answer read as maybe-applied (a
+                # gateway may have answered while the platform was still at work)
+                verdict.maybe_applied = True
             return verdict
         if status == 401:
             verdict.stop = ("AUTH_LOST", f"Salesloft answered 401: {error_text(response)}")
@@ -191,11 +221,15 @@ class SalesloftSession:
                 verdict.outcomes.append(RowOutcome(row, Status.SUCCEEDED, result=_membership_result(response)))
             elif status == 422:
                 # the exact "already on cadence" answer is unconfirmed (API-FACTS): ask, don't parse
-                membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                try:
+                    membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                except LookupFailed as exc:  # cannot tell: a repeat is harmless (one membership per person)
+                    verdict.retry, verdict.retry_reason = [row], (exc.code, exc.message)
+                    return verdict
                 if membership is not None:
-                    verdict.outcomes.append(RowOutcome(
-                        row, Status.SKIPPED, "ALREADY_ON_CADENCE", "the person is already on this cadence",
-                        result={"membership_id": membership.get("id"), "current_state": membership.get("current_state")}))
+                    # an earlier send of this row may have enrolled the person (its answer a 5xx or lost)
+                    mine = row in unit.unsure and self._added_by_this_run(membership, row)
+                    verdict.outcomes.append(self._on_cadence(row, membership, mine, said=error_text(response)))
                 else:
                     verdict.outcomes.append(RowOutcome(row, Status.FAILED, "VALIDATION_ERROR", error_text(response)))
             else:
@@ -205,28 +239,40 @@ class SalesloftSession:
         if status in (200, 204):
             verdict.outcomes.append(RowOutcome(row, Status.SUCCEEDED, result={"membership_id": ids["membership_id"]}))
         elif status == 404 and await self._membership_ended(io, ids["membership_id"]):
-            verdict.outcomes.append(RowOutcome(row, Status.SKIPPED, "NOT_ON_CADENCE",
-                                               f"membership {ids['membership_id']} is not currently on its cadence"))
+            if row in unit.unsure:  # our earlier DELETE, whose answer was a 5xx or lost, did it
+                verdict.outcomes.append(RowOutcome(row, Status.SUCCEEDED, result={
+                    "membership_id": ids["membership_id"], "reconciled": True}))
+            else:
+                verdict.outcomes.append(RowOutcome(row, Status.SKIPPED, "NOT_ON_CADENCE",
+                                                   f"membership {ids['membership_id']} is not currently on its cadence"))
         else:
             verdict.outcomes.append(RowOutcome(row, Status.FAILED, _code(status), error_text(response)))
         return verdict
 
     async def _membership_ended(self, io: SessionIO, membership_id: int) -> bool:
-        response = await io.request("GET", f"/v2/cadence_memberships/{membership_id}")
-        if response.status_code != 200:
+        """Is the membership no longer on its cadence? False also when it cannot be read."""
+        try:
+            response = await read(io, f"/v2/cadence_memberships/{membership_id}", "a membership look-up")
+        except LookupFailed:
             return False
         return not (response.json().get("data") or {}).get("currently_on_cadence", True)
 
-    async def _already_done(self, unit: WorkUnit, ids: dict[str, int], io: SessionIO) -> RowOutcome | None:
-        """For a row sent before a crash with no answer read: did it happen? (No idempotency key.)"""
+    async def _check(self, unit: WorkUnit, ids: dict[str, int], io: SessionIO) -> RowOutcome | None:
+        """For a row sent with no usable answer (lost, a 5xx, before a crash): did it happen? (No
+        idempotency key: docs/platforms.md.) An outcome when the state says so; None to send it again (a
+        repeat is harmless: one membership per person and cadence, and its 422 is read again)."""
         row = unit.rows[0]
-        if unit.operation == "add":
-            membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
-            if membership is not None:
-                return RowOutcome(row, Status.SUCCEEDED, result={
-                    "membership_id": membership.get("id"), "current_state": membership.get("current_state"),
-                    "added_at": membership.get("added_at"), "reconciled": True}, attempts=unit.attempts)
-        elif await self._membership_ended(io, ids["membership_id"]):
+        try:
+            if unit.operation == "add":
+                membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
+                if membership is not None:
+                    outcome = self._on_cadence(row, membership, self._added_by_this_run(membership, row))
+                    outcome.attempts = unit.attempts
+                    return outcome
+                return None
+        except LookupFailed:
+            return None
+        if await self._membership_ended(io, ids["membership_id"]):
             return RowOutcome(row, Status.SUCCEEDED, result={"membership_id": ids["membership_id"], "reconciled": True},
                               attempts=unit.attempts)
         return None
@@ -238,19 +284,10 @@ class SalesloftSession:
         ids = self.resolved[row]
         reason = ("TIMEOUT" if isinstance(error, httpx.TimeoutException) else "CONNECTION_ERROR",
                   f"{type(error).__name__}: {error}".rstrip(": "))
-        try:
-            if unit.operation == "add":
-                membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
-                if membership is not None:
-                    result = {"membership_id": membership.get("id"), "current_state": membership.get("current_state"),
-                              "added_at": membership.get("added_at"), "reconciled": True}
-                    return Verdict(outcomes=[RowOutcome(row, Status.SUCCEEDED, result=result)])
-            elif await self._membership_ended(io, ids["membership_id"]):
-                return Verdict(outcomes=[RowOutcome(row, Status.SUCCEEDED,
-                                                    result={"membership_id": ids["membership_id"], "reconciled": True})])
-        except httpx.TransportError:
-            pass
-        return Verdict(retry=[row], retry_reason=reason)
+        done = await self._check(unit, ids, io)
+        if done is not None:
+            return Verdict(outcomes=[done])
+        return Verdict(retry=[row], retry_reason=reason, maybe_applied=not isinstance(error, NOT_SENT))
 
     async def aclose(self) -> None:
         await self.client.aclose()
