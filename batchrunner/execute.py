@@ -5,6 +5,11 @@ into a ``Verdict``; the executor applies it: final outcomes go to the journal at
 failures are retried with exponential backoff and full jitter, a request rejected as a whole is
 bisected, and a stop (auth lost, budget reserve reached) ends the run with the rest left pending
 for `resume`.
+
+Bounds (docs/limits.md): a Retry-After longer than ``limits.max_server_wait`` stops the run (the
+rate limiter raises ``ServerWaitTooLong``); a response over ``limits.max_response_bytes`` is a lost
+answer reported ``RESPONSE_TOO_LARGE`` (bounded.py); the circuit breaker stops a run whose first
+requests all fail every row the same way; a stop with nothing in flight ends at once (``idle``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import httpx
 from tqdm import tqdm
 
 from batchrunner import failpoints
+from batchrunner.bounded import ResponseTooLarge
 from batchrunner.clock import Clock, SystemClock
 from batchrunner.journal import Journal
 from batchrunner.outcome import RowOutcome, Status
@@ -92,6 +98,39 @@ class _IO:
         self.executor.record(outcomes)
 
 
+class CircuitBreaker:
+    """Stop a run that is failing every row the same way (the leads do not exist, the cadence is
+    wrong): when each of the first ``threshold`` requests answers with every row failed for one
+    platform error code, more requests would only spend the budget on the same failure. Any other
+    answer (a success, another code) disarms it for the rest of the run; retries do not count."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.armed = threshold > 0
+        self.requests = 0
+        self.rows = 0
+        self.code: str | None = None
+
+    def observe(self, outcomes: Sequence[RowOutcome]) -> tuple[str, str] | None:
+        """Feed one request's final outcomes; return the stop (code, message) when it opens."""
+        if not self.armed or not outcomes:
+            return None
+        codes = {o.code if o.status == Status.FAILED else None for o in outcomes}
+        code = codes.pop() if len(codes) == 1 else None
+        if code is None or (self.code is not None and code != self.code):
+            self.armed = False
+            return None
+        self.code, self.requests, self.rows = code, self.requests + 1, self.rows + len(outcomes)
+        if self.requests < self.threshold:
+            return None
+        self.armed = False
+        return ("CIRCUIT_OPEN",
+                f"the first {self.requests} requests failed every row ({self.rows} rows) with {code}; stopped "
+                "before spending more on the same failure. Fix the cause (the input or the platform's records) "
+                "and `batchrunner resume RUN_DIR` for the rest (`batchrunner retry RUN_DIR` for the failed rows), "
+                "or set limits.circuit_breaker = 0 to send everything regardless")
+
+
 class Executor:
     def __init__(
         self,
@@ -105,6 +144,7 @@ class Executor:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         progress: bool | None = None,
+        circuit_breaker: int = 0,
     ) -> None:
         self.session = session
         self.rows = rows
@@ -119,6 +159,11 @@ class Executor:
         self.bar: tqdm | None = None
         self._stop_requested = False
         self.io = _IO(self)
+        self.breaker = CircuitBreaker(circuit_breaker)
+        self.in_flight = 0  # units sent whose verdict is not yet applied
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._wave_scope: anyio.CancelScope | None = None
 
     # -- recording --------------------------------------------------------------------------
     def record(self, outcomes: Sequence[RowOutcome]) -> None:
@@ -130,10 +175,34 @@ class Executor:
         if self.stats.stopped is None:
             self.stats.stopped = (code, message)
         self._stop_requested = True
+        self._end_wave_if_idle()
+
+    def _end_wave_if_idle(self) -> None:
+        """After a stop, workers still waiting on the rate limiter (a long pause) or a backoff have
+        nothing in flight: end the wave now instead of when their wait is over."""
+        if self._stop_requested and self.in_flight == 0 and self._wave_scope is not None:
+            self._wave_scope.cancel()
 
     @property
     def stopping(self) -> bool:
         return self._stop_requested
+
+    async def idle(self) -> None:
+        """Return when no request is in flight: after a stop, nothing is left worth waiting for
+        (workers waiting on the rate limiter or a backoff have sent nothing)."""
+        while self.in_flight:
+            await self._idle.wait()
+
+    def _took_off(self) -> None:
+        if self.in_flight == 0:
+            self._idle = anyio.Event()
+        self.in_flight += 1
+
+    def _landed(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+            self._end_wave_if_idle()
 
     # -- running ----------------------------------------------------------------------------
     async def run(self, waves: list[list[WorkUnit]], total_rows: int) -> ExecStats:
@@ -180,8 +249,10 @@ class Executor:
         workers = max(1, int(self.concurrency.total_tokens))
         with receive:
             async with anyio.create_task_group() as tg:
+                self._wave_scope = tg.cancel_scope
                 for _ in range(min(workers, len(units))):
                     tg.start_soon(worker, receive.clone())
+            self._wave_scope = None
 
     async def _process(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> None:
         while unit.rows:
@@ -190,42 +261,63 @@ class Executor:
             await self.limiter.acquire(self.session.request_cost(unit))
             if self.stopping:
                 return
-            payload = self.rows.rows(unit.rows)
-            request = self.session.build_request(unit, payload)
-            response: httpx.Response | None = None
-            error: Exception | None = None
-            async with self.concurrency:  # held for the send only: a verdict may need look-ups
-                self.journal.start(unit.rows)
-                unit.attempts += 1
-                self.stats.requests += 1
-                if unit.attempts > 1:
-                    self.stats.retries += 1
-                try:
-                    response = await self.session.client.send(request)
-                    await response.aread()
-                except httpx.TransportError as exc:
-                    error = exc
-                failpoints.hit("execute.after_send")
+            self._took_off()
             try:
-                if response is None:
-                    self.stats.transport_errors += 1
-                    verdict = await self.session.transport_error(unit, payload, error, self.io)
-                else:
-                    code = response.status_code
-                    self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
-                    if code == 429:
-                        self.stats.responses_429 += 1
-                    verdict = await self.session.interpret(unit, payload, response, self.io)
-            except StopRun as stop:
-                verdict = Verdict(stop=(stop.code, stop.message))
-            self.limiter.observe(verdict.rate)
-            if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
-                self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1
-            unit = await self._apply(unit, verdict, requeue)
-            failpoints.hit("execute.after_record")
+                unit, delay = await self._send_once(unit, requeue)
+            finally:
+                self._landed()
+            if delay:
+                self.limiter.waited += delay
+                await self.clock.sleep(delay)
 
-    async def _apply(self, unit: WorkUnit, verdict: Verdict, requeue: Callable[[WorkUnit], None]) -> WorkUnit:
-        """Record what is final; return the unit still to send now (empty when done)."""
+    async def _send_once(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> tuple[WorkUnit, float]:
+        """Send ``unit`` once and apply the answer; return what is left to send and the backoff."""
+        payload = self.rows.rows(unit.rows)
+        request = self.session.build_request(unit, payload)
+        response: httpx.Response | None = None
+        error: Exception | None = None
+        async with self.concurrency:  # held for the send only: a verdict may need look-ups
+            self.journal.start(unit.rows)
+            unit.attempts += 1
+            self.stats.requests += 1
+            if unit.attempts > 1:
+                self.stats.retries += 1
+            try:
+                response = await self.session.client.send(request)
+                await response.aread()
+            except httpx.TransportError as exc:
+                error = exc
+            failpoints.hit("execute.after_send")
+        try:
+            if response is None:
+                self.stats.transport_errors += 1
+                verdict = await self.session.transport_error(unit, payload, error, self.io)
+                if isinstance(error, ResponseTooLarge) and verdict.retry:
+                    verdict.retry_reason = (ResponseTooLarge.code, str(error))
+            else:
+                code = response.status_code
+                self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
+                if code == 429:
+                    self.stats.responses_429 += 1
+                verdict = await self.session.interpret(unit, payload, response, self.io)
+        except StopRun as stop:
+            verdict = Verdict(stop=(stop.code, stop.message))
+        try:
+            self.limiter.observe(verdict.rate)
+        except StopRun as stop:  # a Retry-After past limits.max_server_wait
+            verdict.stop = verdict.stop or (stop.code, stop.message)
+        if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
+            self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1
+        if verdict.stop is None and not verdict.retry and not verdict.split:
+            verdict.stop = self.breaker.observe(verdict.outcomes)
+        result = self._apply(unit, verdict, requeue)
+        failpoints.hit("execute.after_record")
+        return result
+
+    def _apply(self, unit: WorkUnit, verdict: Verdict, requeue: Callable[[WorkUnit], None]) -> tuple[WorkUnit, float]:
+        """Record what is final; return the unit still to send now (empty when done) and the
+        backoff to wait before sending it."""
+        done = WorkUnit(unit.operation, []), 0.0
         for outcome in verdict.outcomes:
             outcome.attempts = unit.attempts
         self.record(verdict.outcomes)
@@ -233,7 +325,7 @@ class Executor:
         if verdict.stop is not None:
             self.request_stop(*verdict.stop)
             self.journal.release([r for r in unit.rows if r not in decided])
-            return WorkUnit(unit.operation, [])
+            return done
         if verdict.split:
             rows = [r for r in unit.rows if r not in decided]
             if len(rows) > 1:
@@ -241,12 +333,12 @@ class Executor:
                 half = len(rows) // 2
                 for part in (rows[:half], rows[half:]):
                     requeue(unit.part(part, last_error=verdict.split_reason))
-                return WorkUnit(unit.operation, [])
+                return done
             code, message = verdict.split_reason or ("REQUEST_REJECTED", "the platform rejected the request")
             self.record([RowOutcome(r, Status.FAILED, code, message, attempts=unit.attempts) for r in rows])
-            return WorkUnit(unit.operation, [])
+            return done
         if not verdict.retry:
-            return WorkUnit(unit.operation, [])
+            return done
         failures = unit.failures + 1
         reason = verdict.retry_reason or ("RETRIES_EXHAUSTED", "the platform kept failing")
         if failures >= self.policy.max_attempts:
@@ -256,11 +348,10 @@ class Executor:
                            attempts=unit.attempts)
                 for r in verdict.retry
             ])
-            return WorkUnit(unit.operation, [])
+            return done
+        delay = 0.0
         if verdict.rate.retry_after is None and not verdict.rate.pause_all:
             delay = self.policy.backoff(failures, self.rng)
-            self.limiter.waited += delay
-            await self.clock.sleep(delay)
         unsure = unit.unsure | frozenset(verdict.retry) if verdict.maybe_applied else unit.unsure
         return unit.part(list(verdict.retry), last_error=reason, failures=failures,
-                         unsure=unsure & frozenset(verdict.retry))
+                         unsure=unsure & frozenset(verdict.retry)), delay
