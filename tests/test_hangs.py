@@ -1,0 +1,349 @@
+"""Issue 13 ("Hangs") and issue 14's bounds: what a server can make a run do.
+
+A Retry-After of years, a body that drips a byte at a time or never ends, a signal while every
+worker waits on the rate limiter, a run failing every row the same way. Virtual time (FakeClock)
+wherever the wait is the server's; a real socket where the slowness is.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from batchrunner.bounded import BoundedTransport, ResponseTooLarge, bound_client
+from batchrunner.clock import FakeClock
+from batchrunner.errors import JobError
+from batchrunner.execute import Executor, RetryPolicy
+from batchrunner.journal import Journal
+from batchrunner.platforms.base import RateSignal, WorkUnit
+from batchrunner.platforms.salesforce.operations import CATALOG
+from batchrunner.platforms.salesforce.platform import SalesforceSession
+from batchrunner.ratelimit import RateLimiter, ServerWaitTooLong
+
+pytestmark = pytest.mark.anyio
+
+
+class Rows:
+    def __init__(self, n: int) -> None:
+        self.data = [{"targetId": f"T{i}", "salesCadenceNameOrId": "Q4"} for i in range(n)]
+
+    def rows(self, indices):
+        return [self.data[i] for i in indices]
+
+
+def executor_for(tmp_path: Path, client: httpx.AsyncClient, n: int, *, max_attempts: int = 3,
+                 circuit_breaker: int = 0, concurrency: int = 1, max_server_wait: float = 900.0):
+    session = SalesforceSession(client, CATALOG, "62.0", 200)
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.add_rows(n)
+    clock = FakeClock()
+    limiter = RateLimiter(None, clock=clock, rng=random.Random(1), max_server_wait=max_server_wait)
+    executor = Executor(session, Rows(n), journal, limiter, concurrency=concurrency,
+                        policy=RetryPolicy(max_attempts, 1.0, 30.0), clock=clock, rng=random.Random(1),
+                        progress=False, circuit_breaker=circuit_breaker)
+    return executor, journal, clock
+
+
+def mock_client(handler, **bounds) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url="http://sf", transport=httpx.MockTransport(handler))
+    return bound_client(client, timeout=bounds.get("timeout", 5.0), max_bytes=bounds.get("max_bytes", 1 << 20))
+
+
+def per_input(request: httpx.Request, fail_code: str | None = None) -> list[dict]:
+    inputs = json.loads(request.content)["inputs"]
+    if fail_code is None:
+        return [{"isSuccess": True, "errors": None, "outputValues": {}} for _ in inputs]
+    return [{"isSuccess": False, "errors": [{"statusCode": fail_code, "message": "no such lead"}]} for _ in inputs]
+
+
+# -- 10. a server-driven wait is capped ------------------------------------------------------
+@pytest.mark.parametrize("header", ["1e9", "inf", "86400"])
+async def test_a_retry_after_past_the_cap_stops_the_run_resumably(tmp_path: Path, header: str) -> None:
+    def handler(request):
+        return httpx.Response(503, headers={"Retry-After": header}, json=[{"errorCode": "X", "message": "later"}])
+
+    executor, journal, clock = executor_for(tmp_path, mock_client(handler), 3)
+    stats = await executor.run([[WorkUnit("assign", [0]), WorkUnit("assign", [1, 2])]], 3)
+    assert stats.stopped is not None and stats.stopped[0] == "SERVER_WAIT_TOO_LONG"
+    assert "limits.max_server_wait = 900 s" in stats.stopped[1] and "resume" in stats.stopped[1]
+    assert clock.slept < 1  # no decades asleep holding the job lock
+    assert stats.requests == 1
+    assert journal.indices("pending") == [0, 1, 2]  # all left for `resume`
+
+
+@pytest.mark.parametrize("seconds", [-5.0, float("nan")])
+def test_a_negative_or_nan_retry_after_is_no_wait(seconds: float) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(None, clock=clock, rng=random.Random(1))
+    limiter.observe(RateSignal(retry_after=seconds))
+    assert 0 <= limiter.paused_until - clock.now() <= 1.0  # jitter only
+
+
+async def test_a_retry_after_under_the_cap_is_obeyed(tmp_path: Path) -> None:
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(503, headers={"Retry-After": "600"}, json=[{"errorCode": "X", "message": "later"}])
+        return httpx.Response(200, json=per_input(request))
+
+    executor, journal, clock = executor_for(tmp_path, mock_client(handler), 1)
+    stats = await executor.run([[WorkUnit("assign", [0])]], 1)
+    assert stats.stopped is None and 600 <= clock.slept <= 601
+    assert journal.all_rows()[0][2] == "succeeded"
+
+
+def test_the_limiter_raises_past_its_own_cap() -> None:
+    limiter = RateLimiter(None, clock=FakeClock(), max_server_wait=30)
+    with pytest.raises(ServerWaitTooLong) as caught:
+        limiter.observe(RateSignal(retry_after=31, api_used=5, api_limit=10))
+    assert caught.value.code == "SERVER_WAIT_TOO_LONG"
+    assert limiter.api_used == 5  # the rest of the signal still counted
+
+
+# -- 11. a whole-request deadline ------------------------------------------------------------
+class DripServer:
+    """A real HTTP server on 127.0.0.1 that sends its headers, then one byte every ``gap`` s."""
+
+    def __init__(self, gap: float = 0.05, size: int = 10_000) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.gap, self.size = gap, size
+        self.requests = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            self.requests += 1
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n" % self.size)
+                for _ in range(self.size):
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(b" ")
+                    time.sleep(self.gap)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def drip():
+    server = DripServer()
+    yield server
+    server.close()
+
+
+def bounded_job(**limits):
+    from batchrunner.job import Connection, Job, Limits
+
+    return Job(name="t", platform="salesforce", path=Path("job.toml"), input=Path("in.csv"),
+               output_dir=Path("runs"), columns={}, operation="assign",
+               connection=Connection(sandbox=False), limits=Limits(**limits))
+
+
+async def test_a_dripping_server_times_out_on_the_whole_request(drip: DripServer) -> None:
+    from batchrunner.runner import _client_factory
+
+    client = _client_factory(bounded_job(timeout=0.4), None)(drip.url, {})
+    started = time.monotonic()
+    async with client:
+        with pytest.raises(httpx.ReadTimeout, match="limits.timeout = 0.4 s"):
+            await client.get("/")  # every byte comes within the per-read timeout; the whole does not
+    assert time.monotonic() - started < 1.5
+
+
+async def test_a_dripped_answer_is_a_lost_answer_for_the_session(tmp_path: Path, drip: DripServer) -> None:
+    """Through the executor: a timed-out assign (safe to repeat) is retried, then reported TIMEOUT;
+    a timed-out pause (not safe to repeat) is UNKNOWN_OUTCOME after one send."""
+    from batchrunner.runner import _client_factory
+
+    client = _client_factory(bounded_job(timeout=0.2), None)(drip.url, {})
+    executor, journal, _ = executor_for(tmp_path, client, 2, max_attempts=2)
+    started = time.monotonic()
+    async with client:
+        await executor.run([[WorkUnit("assign", [0]), WorkUnit("pause", [1])]], 2)
+    rows = journal.all_rows()
+    assert rows[0][2:4] == ("failed", "TIMEOUT") and rows[0][5] == 2
+    assert rows[1][2:4] == ("failed", "UNKNOWN_OUTCOME") and rows[1][5] == 1
+    assert drip.requests == 3
+    assert time.monotonic() - started < 2.0
+
+
+# -- 13. the response size cap ----------------------------------------------------------------
+class Endless(httpx.AsyncByteStream):
+    """A body that never ends (no Content-Length): only the cap stops it."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def __aiter__(self):
+        while True:
+            self.sent += 65536
+            yield b"x" * 65536
+
+
+async def test_a_body_past_the_cap_is_not_read() -> None:
+    stream = Endless()
+    client = mock_client(lambda request: httpx.Response(200, stream=stream), max_bytes=1 << 20)
+    with pytest.raises(ResponseTooLarge, match="max_response_bytes = 1048576"):
+        await client.get("/")
+    assert stream.sent <= (1 << 20) + 65536  # stopped reading at the cap
+
+
+async def test_a_declared_length_past_the_cap_is_refused_before_reading() -> None:
+    transport = BoundedTransport(httpx.MockTransport(lambda r: httpx.Response(200, content=b"y" * 5000)),
+                                 timeout=5, max_bytes=4999)
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(ResponseTooLarge, match="5000 bytes"):
+            await client.get("http://x/")
+        ok = BoundedTransport(httpx.MockTransport(lambda r: httpx.Response(200, json={"a": 1})), timeout=5,
+                              max_bytes=4999)
+    async with httpx.AsyncClient(transport=ok) as client:
+        assert (await client.get("http://x/")).json() == {"a": 1}
+
+
+async def test_too_large_rows_are_reported_as_maybe_applied(tmp_path: Path) -> None:
+    def handler(request):
+        return httpx.Response(200, stream=Endless())
+
+    executor, journal, _ = executor_for(tmp_path, mock_client(handler, max_bytes=100_000), 2, max_attempts=2)
+    stats = await executor.run([[WorkUnit("assign", [0]), WorkUnit("pause", [1])]], 2)
+    rows = journal.all_rows()
+    assert rows[0][2:4] == ("failed", "RESPONSE_TOO_LARGE")  # resendable: sent again (reconciled), then given up
+    assert "gave up after 2 attempts" in rows[0][4]
+    assert rows[1][2:4] == ("failed", "UNKNOWN_OUTCOME") and "ResponseTooLarge" in rows[1][4]
+    assert stats.transport_errors == 3
+
+
+async def test_look_ups_are_capped_too(tmp_path: Path) -> None:
+    executor, _, _ = executor_for(tmp_path, mock_client(lambda r: httpx.Response(200, stream=Endless()),
+                                                        max_bytes=10_000), 1, max_attempts=2)
+    with pytest.raises(ResponseTooLarge):
+        await executor.io.request("GET", "/services/data/v62.0/query")
+    assert executor.stats.requests == 2
+
+
+# -- 14.9 the circuit breaker -----------------------------------------------------------------
+async def test_the_breaker_opens_when_the_first_requests_all_fail_the_same_way(tmp_path: Path) -> None:
+    sent = []
+
+    def handler(request):
+        sent.append(1)
+        return httpx.Response(400, json=per_input(request, "INVALID_CROSS_REFERENCE_KEY"))
+
+    executor, journal, _ = executor_for(tmp_path, mock_client(handler), 100, circuit_breaker=5)
+    stats = await executor.run([[WorkUnit("assign", [i, i + 1]) for i in range(0, 100, 2)]], 100)
+    assert len(sent) == 5
+    code, message = stats.stopped
+    assert code == "CIRCUIT_OPEN"
+    assert "first 5 requests" in message and "10 rows" in message and "INVALID_CROSS_REFERENCE_KEY" in message
+    assert "limits.circuit_breaker = 0" in message and "resume" in message
+    assert len(journal.indices("pending")) == 90
+
+
+@pytest.mark.parametrize("breaker, first_ok", [(0, False), (5, True)])
+async def test_the_breaker_stays_shut(tmp_path: Path, breaker: int, first_ok: bool) -> None:
+    """Off (0), or a success among the first requests: every row is sent."""
+    sent = []
+
+    def handler(request):
+        sent.append(1)
+        if first_ok and len(sent) == 3:
+            return httpx.Response(200, json=per_input(request))
+        return httpx.Response(400, json=per_input(request, "INVALID_CROSS_REFERENCE_KEY"))
+
+    executor, journal, _ = executor_for(tmp_path, mock_client(handler), 20, circuit_breaker=breaker)
+    stats = await executor.run([[WorkUnit("assign", [i]) for i in range(20)]], 20)
+    assert stats.stopped is None and len(sent) == 20
+
+
+# -- 14.11 nonsensical [limits] -----------------------------------------------------------------
+@pytest.mark.parametrize("line, message", [
+    ("requests_per_minute = 0", "requests_per_minute must be at least 1"),
+    ("timeout = 0", "timeout must be more than 0"),
+    ("timeout = nan", "timeout must be a finite number"),
+    ("timeout = inf", "timeout must be a finite number"),
+    ("backoff_max = nan", "backoff_max must be a finite number"),
+    ("max_server_wait = 0", "max_server_wait must be more than 0"),
+    ("max_response_bytes = 0", "max_response_bytes must be at least 1"),
+    ("circuit_breaker = -1", "must not be negative"),
+    ("timeout = -1.0", "must not be negative"),
+])
+def test_nonsensical_limits_are_refused(write_job, line: str, message: str) -> None:
+    from batchrunner.job import load_job
+
+    path = write_job("Email\na@b.c\n", f"""
+        name = "t"
+        platform = "salesloft"
+        operation = "add"
+        input = "input.csv"
+        [columns]
+        person_email = "Email"
+        cadence_name = {{ value = "Q4" }}
+        [connection]
+        sandbox = true
+        [limits]
+        {line}
+        """)
+    with pytest.raises(JobError, match=message):
+        load_job(path)
+
+
+def test_the_new_limits_have_their_documented_defaults() -> None:
+    from batchrunner.job import Limits
+
+    limits = Limits()
+    assert (limits.max_server_wait, limits.max_response_bytes, limits.circuit_breaker) == (900.0, 32 << 20, 20)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "limits.md").read_text(encoding="utf-8")
+    for name in Limits.__dataclass_fields__:
+        assert f"`{name}`" in doc, name
+
+
+async def test_stop_with_nothing_in_flight_ends_the_wave_at_once(tmp_path: Path) -> None:
+    """Workers held by a long 429 pause are not waited for once the run stops."""
+    def handler(request):
+        return httpx.Response(200, json=per_input(request))
+
+    from batchrunner.clock import SystemClock
+
+    executor, journal, _ = executor_for(tmp_path, mock_client(handler), 4, concurrency=2)
+    executor.clock = executor.limiter.clock = SystemClock()  # a real wait: only the stop ends it
+    executor.limiter.pause(500)
+
+    async def stop_soon() -> None:
+        await anyio.sleep(0.01)
+        executor.request_stop("INTERRUPTED", "stopped by SIGTERM")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_soon)
+            stats = await executor.run([[WorkUnit("assign", [i]) for i in range(4)]], 4)
+    assert stats.requests == 0 and journal.indices("pending") == [0, 1, 2, 3]
