@@ -7,6 +7,7 @@ wherever the wait is the server's; a real socket where the slowness is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -347,3 +348,66 @@ async def test_stop_with_nothing_in_flight_ends_the_wave_at_once(tmp_path: Path)
             tg.start_soon(stop_soon)
             stats = await executor.run([[WorkUnit("assign", [i]) for i in range(4)]], 4)
     assert stats.requests == 0 and journal.indices("pending") == [0, 1, 2, 3]
+
+
+# -- 12. a signal while every worker waits on the rate limiter ---------------------------------
+def _sends(runs: Path) -> int:
+    """Requests a running run has sent so far, read from its journal (WAL: readable meanwhile)."""
+    import sqlite3
+
+    for path in runs.glob("*/journal.sqlite"):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                return db.execute("SELECT count(*) FROM events WHERE kind = 'start'").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+    return 0
+
+
+@pytest.mark.anyio(False)
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_a_signal_while_everyone_waits_stops_at_once_and_resume_finishes(tmp_path: Path, signum: str) -> None:
+    """Past the first few requests the served sandbox answers only 429s (no Retry-After): every
+    worker waits for the next clock minute. A SIGTERM or SIGHUP then ends the run at once (nothing
+    is in flight), exit 3 with the reports; `resume` against a healthy sandbox finishes the rest and
+    no target is assigned twice across the two."""
+    import signal
+    import subprocess
+    import sys
+
+    from test_crash_resume import SF_CSV, SF_JOB, _audit, _check_final, _only_run_dir, _rows
+
+    from conftest import cli, copy_demo_job, sandbox_server
+
+    with sandbox_server("burst_429_every=6", "burst_429_length=1000000") as stormy, sandbox_server() as healthy:
+        job = copy_demo_job(tmp_path, SF_JOB, SF_CSV, stormy, batch_size=1, concurrency=2)
+        proc = subprocess.Popen([sys.executable, "-m", "batchrunner", "run", str(job), "--no-progress"],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # watch the run's own journal (polling the sandbox would shift its every-6th count)
+            seen, still_since, deadline = 0, time.monotonic(), time.monotonic() + 60
+            while seen < 1 or time.monotonic() - still_since < 0.6:  # no new send for a while: all wait
+                count = _sends(tmp_path / "runs")
+                if count != seen:
+                    seen, still_since = count, time.monotonic()
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+            signalled = time.monotonic()
+            proc.send_signal(getattr(signal, signum))
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert time.monotonic() - signalled < 8, "waited on the rate limiter instead of stopping"
+        assert proc.returncode == 3, err
+        assert signum in err and "stopped early: INTERRUPTED" in out
+        run_dir = _only_run_dir(tmp_path)
+        assert any(r["_status"] == "not_attempted" for r in _rows(run_dir / "results.csv"))
+        if signum == "SIGHUP":
+            return  # the same stop as SIGTERM from here: resumed once, below
+        job.write_text(job.read_text(encoding="utf-8").replace(stormy, healthy), encoding="utf-8")
+        done = cli("resume", str(run_dir), "--no-progress", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr  # the demo's failed and invalid rows, nothing else
+        _check_final(tmp_path, run_dir, SF_CSV)
+        first = _audit(stormy)["SalesforceEmulator"]["assignments"]
+        second = _audit(healthy)["SalesforceEmulator"]["assignments"]
+        assert second and not set(first) & set(second) and max({**first, **second}.values()) == 1
