@@ -98,6 +98,52 @@ class _IO:
         self.executor.record(outcomes)
 
 
+#: split reasons that say the request carried too many inputs, not that one of them is bad: the
+#: size that failed is remembered (``BatchCeiling``). A session may name its own in
+#: ``size_rejections``. HTTP_413 is "Payload Too Large" on any platform.
+SIZE_REJECTIONS = frozenset({"LIMIT_EXCEEDED", "HTTP_413", "REQUEST_ENTITY_TOO_LARGE"})
+CEILING_META = "batch_ceiling"  # journal meta key: {operation: inputs per request}
+
+
+class BatchCeiling:
+    """The largest request each operation's platform accepts, learnt from size rejections.
+
+    A request rejected for carrying too many inputs is bisected (180 -> 90 -> 45); without a
+    memory every later full unit is rejected and bisected again. After the first size rejection,
+    later units of that operation are cut to the largest size that went through (half the
+    rejected size until one has), and the figure goes to the journal meta so `resume` starts
+    with it."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        saved = journal.meta().get(CEILING_META) or {}
+        self.ok: dict[str, int] = {op: int(n) for op, n in saved.items()}  # largest accepted after a rejection
+        self.rejected: dict[str, int] = {op: int(n) + 1 for op, n in saved.items()}  # smallest size rejected
+
+    def limit(self, operation: str) -> int | None:
+        """Inputs per request for ``operation`` now, or None while nothing was rejected for size."""
+        if operation not in self.rejected:
+            return None
+        return self.ok.get(operation) or max(1, self.rejected[operation] // 2)
+
+    def observe(self, unit: WorkUnit, verdict: Verdict, size_codes: frozenset[str]) -> None:
+        """Feed the verdict on a request that was answered."""
+        op, n = unit.operation, len(unit.rows)
+        if verdict.split and verdict.split_reason and verdict.split_reason[0] in size_codes:
+            if n < self.rejected.get(op, n + 1):
+                self.rejected[op] = n
+                if self.ok.get(op, 0) >= n:
+                    del self.ok[op]
+                self._save()
+        elif (op in self.rejected and verdict.outcomes and not verdict.split and verdict.stop is None
+              and self.ok.get(op, 0) < n < self.rejected[op]):
+            self.ok[op] = n
+            self._save()
+
+    def _save(self) -> None:
+        self.journal.set_meta(**{CEILING_META: {op: self.limit(op) for op in self.rejected}})
+
+
 class CircuitBreaker:
     """Stop a run that is failing every row the same way (the leads do not exist, the cadence is
     wrong): when each of the first ``threshold`` requests answers with every row failed for one
@@ -160,6 +206,8 @@ class Executor:
         self._stop_requested = False
         self.io = _IO(self)
         self.breaker = CircuitBreaker(circuit_breaker)
+        self.ceiling = BatchCeiling(journal)
+        self._size_codes = frozenset(getattr(session, "size_rejections", SIZE_REJECTIONS))
         self.in_flight = 0  # units sent whose verdict is not yet applied
         self._idle = anyio.Event()
         self._idle.set()
@@ -258,6 +306,7 @@ class Executor:
         while unit.rows:
             if self.stopping:
                 return
+            unit = self._cut(unit, requeue)
             await self.limiter.acquire(self.session.request_cost(unit))
             if self.stopping:
                 return
@@ -269,6 +318,15 @@ class Executor:
             if delay:
                 self.limiter.waited += delay
                 await self.clock.sleep(delay)
+
+    def _cut(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> WorkUnit:
+        """Send no more than the operation's learnt ceiling: queue the rest as units of their own."""
+        size = self.ceiling.limit(unit.operation)
+        if size is None or len(unit.rows) <= size:
+            return unit
+        for start in range(size, len(unit.rows), size):
+            requeue(unit.part(unit.rows[start:start + size]))
+        return unit.part(unit.rows[:size])
 
     async def _send_once(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> tuple[WorkUnit, float]:
         """Send ``unit`` once and apply the answer; return what is left to send and the backoff."""
@@ -310,6 +368,8 @@ class Executor:
             self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1
         if verdict.stop is None and not verdict.retry and not verdict.split:
             verdict.stop = self.breaker.observe(verdict.outcomes)
+        if response is not None:
+            self.ceiling.observe(unit, verdict, self._size_codes)
         result = self._apply(unit, verdict, requeue)
         failpoints.hit("execute.after_record")
         return result

@@ -411,3 +411,76 @@ def test_a_signal_while_everyone_waits_stops_at_once_and_resume_finishes(tmp_pat
         first = _audit(stormy)["SalesforceEmulator"]["assignments"]
         second = _audit(healthy)["SalesforceEmulator"]["assignments"]
         assert second and not set(first) & set(second) and max({**first, **second}.values()) == 1
+
+
+# -- issue 19 item 3: the batch ceiling is remembered ------------------------------------------
+def test_a_size_rejection_is_remembered_for_the_rest_of_the_run(tmp_path: Path, write_job) -> None:
+    """400 rows in units of 100 against a sandbox that takes at most 50 inputs: the first unit is
+    split once (100 -> 50 + 50), every later one is cut to 50 up front instead of being rejected
+    and split again; the ceiling is in the journal for `resume`."""
+    import math
+
+    from batchrunner.job import load_job
+    from batchrunner.platforms.salesforce.ids import to18
+    from batchrunner.runner import prepare, run_prepared
+
+    leads = [to18(f"00Q5e{n:010d}") for n in range(1000, 1400)]  # well-formed, unknown to the org
+    path = write_job("Lead Id\n" + "\n".join(leads) + "\n", """
+        name = "ceiling"
+        platform = "salesforce"
+        operation = "assign"
+        input = "input.csv"
+        output_dir = "runs"
+        [columns]
+        targetId = "Lead Id"
+        salesCadenceNameOrId = { value = "Q4 Outbound" }
+        [connection]
+        sandbox = true
+        [limits]
+        batch_size = 100
+        concurrency = 1
+        circuit_breaker = 0
+        [sandbox]
+        batch_ceiling = 50
+        """)
+    result = anyio.run(lambda: run_prepared(prepare(load_job(path)), progress=False))
+    summary = result.summary
+    assert summary["batch_splits"] == 1  # was 4: every 100 rejected, then split
+    assert summary["requests_sent"] <= math.ceil(400 / 50) + 3  # + the rejected 100, + look-ups
+    assert summary["http_statuses"].get("400", 0) >= math.ceil(400 / 50)  # unknown leads: per-input failures
+    journal = Journal(result.run_dir / "journal.sqlite")
+    try:
+        assert journal.meta()["batch_ceiling"] == {"assign": 50}
+    finally:
+        journal.close()
+
+
+async def test_resume_starts_with_the_remembered_ceiling(tmp_path: Path) -> None:
+    sizes = []
+
+    def handler(request):
+        sizes.append(len(json.loads(request.content)["inputs"]))
+        return httpx.Response(200, json=per_input(request))
+
+    from batchrunner.execute import BatchCeiling
+
+    executor, journal, _ = executor_for(tmp_path, mock_client(handler), 120)
+    journal.set_meta(batch_ceiling={"assign": 50})  # what the stopped run learnt
+    executor.ceiling = BatchCeiling(journal)  # as a new process reads it
+    await executor.run([[WorkUnit("assign", list(range(120)))]], 120)
+    assert sizes == [50, 50, 20]
+
+
+async def test_a_bad_row_split_does_not_lower_the_ceiling(tmp_path: Path) -> None:
+    sizes = []
+
+    def handler(request):
+        inputs = json.loads(request.content)["inputs"]
+        sizes.append(len(inputs))
+        if any(i["targetId"] == "T5" for i in inputs):
+            return httpx.Response(400, json=[{"errorCode": "INVALID_FIELD", "message": "bad T5"}])
+        return httpx.Response(200, json=per_input(request))
+
+    executor, _, _ = executor_for(tmp_path, mock_client(handler), 16)
+    await executor.run([[WorkUnit("assign", list(range(8))), WorkUnit("assign", list(range(8, 16)))]], 16)
+    assert sizes.count(8) == 2 and executor.ceiling.limit("assign") is None
