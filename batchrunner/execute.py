@@ -265,6 +265,11 @@ class Executor:
                 except StopRun as stop:
                     self.request_stop(stop.code, stop.message)
                     break
+                except httpx.TransportError as exc:  # look-ups kept failing (io.request gave up): nothing was changed
+                    code = exc.code if isinstance(exc, ResponseTooLarge) else "LOOKUP_FAILED"
+                    self.request_stop(code, f"a look-up failed {self.policy.max_attempts} times: "
+                                            f"{type(exc).__name__}: {exc}")
+                    break
                 await self._run_wave(units)
         finally:
             self.bar.close()

@@ -484,3 +484,18 @@ async def test_a_bad_row_split_does_not_lower_the_ceiling(tmp_path: Path) -> Non
     executor, _, _ = executor_for(tmp_path, mock_client(handler), 16)
     await executor.run([[WorkUnit("assign", list(range(8))), WorkUnit("assign", list(range(8, 16)))]], 16)
     assert sizes.count(8) == 2 and executor.ceiling.limit("assign") is None
+
+
+async def test_a_look_up_that_keeps_failing_stops_the_run_resumably(tmp_path: Path) -> None:
+    """A look-up (before anything is sent) whose answer is always too large: exit 3, rows pending."""
+    class LookingUp(SalesforceSession):
+        async def prepare(self, units, rows, io):
+            await io.request("GET", "/services/data/v62.0/query")
+            return units
+
+    client = mock_client(lambda r: httpx.Response(200, stream=Endless()), max_bytes=10_000)
+    executor, journal, _ = executor_for(tmp_path, client, 2, max_attempts=2)
+    executor.session = LookingUp(client, CATALOG, "62.0", 200)
+    stats = await executor.run([[WorkUnit("assign", [0, 1])]], 2)
+    assert stats.stopped[0] == "RESPONSE_TOO_LARGE" and "failed 2 times" in stats.stopped[1]
+    assert journal.indices("pending") == [0, 1]
