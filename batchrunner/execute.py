@@ -389,7 +389,8 @@ class Executor:
         decided = {o.row for o in verdict.outcomes}
         if verdict.stop is not None:
             self.request_stop(*verdict.stop)
-            self.journal.release([r for r in unit.rows if r not in decided])
+            # rows an earlier lost answer may have applied stay in flight: resume checks them first
+            self.journal.release([r for r in unit.rows if r not in decided and r not in unit.unsure])
             return done
         if verdict.split:
             rows = [r for r in unit.rows if r not in decided]

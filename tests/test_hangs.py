@@ -499,3 +499,21 @@ async def test_a_look_up_that_keeps_failing_stops_the_run_resumably(tmp_path: Pa
     stats = await executor.run([[WorkUnit("assign", [0, 1])]], 2)
     assert stats.stopped[0] == "RESPONSE_TOO_LARGE" and "failed 2 times" in stats.stopped[1]
     assert journal.indices("pending") == [0, 1]
+
+
+async def test_a_stop_keeps_rows_a_lost_answer_may_have_applied_in_flight(tmp_path: Path) -> None:
+    """A timeout, then a Retry-After past the cap: the timed-out row is not released as never
+    sent (resume would send it blind); it stays in flight for resume to check."""
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) == 1:
+            raise httpx.ReadTimeout("lost", request=request)
+        return httpx.Response(503, headers={"Retry-After": "1e9"}, json=[{"errorCode": "X", "message": "later"}])
+
+    executor, journal, _ = executor_for(tmp_path, mock_client(handler), 2)
+    stats = await executor.run([[WorkUnit("assign", [0]), WorkUnit("assign", [1])]], 2)
+    assert stats.stopped[0] == "SERVER_WAIT_TOO_LONG"
+    states = {row[0]: row[1] for row in journal.all_rows()}
+    assert states[0] == "in_flight"
