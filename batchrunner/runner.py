@@ -276,8 +276,14 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
 GRACE_SECONDS = 30.0  # how long a stop waits for requests already in flight
 
 
-#: the stop signals: Ctrl-C, a service manager's TERM, and HUP (the terminal or ssh session closed)
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+def stop_signals() -> list[signal.Signals]:
+    """The signals that stop a run: Ctrl-C, a service manager's TERM, and HUP (the terminal or ssh
+    session closed) -- unless HUP is ignored, as under ``nohup``: then the user asked to go on."""
+    found = [signal.SIGINT, signal.SIGTERM]
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        found.append(hup)
+    return found
 
 
 def _say(text: str) -> None:
@@ -297,7 +303,7 @@ async def _watch_signals(executor: Executor, scope: anyio.CancelScope) -> None:
     """First SIGINT/SIGTERM/SIGHUP: stop sending, let in-flight requests finish (bounded by
     GRACE_SECONDS, and no longer than they take: workers waiting on the rate limiter have nothing
     in flight), then report. Second: leave at once (every outcome was committed as it came)."""
-    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+    with anyio.open_signal_receiver(*stop_signals()) as signals:
         async with anyio.create_task_group() as waiters:
             async for signum in signals:
                 if executor.stopping:

@@ -103,6 +103,23 @@ async def test_a_retry_after_under_the_cap_is_obeyed(tmp_path: Path) -> None:
     assert journal.all_rows()[0][2] == "succeeded"
 
 
+@pytest.mark.parametrize("platform", ["salesforce", "salesloft"])
+@pytest.mark.parametrize("header", ["Wed, 21 Oct 2099 07:28:00 GMT", "soon", ""])
+def test_an_http_date_or_garbage_retry_after_is_not_a_wait(platform: str, header: str) -> None:
+    """Neither platform documents an HTTP-date Retry-After: one is ignored, and a 429 then waits
+    for the next window (at most a minute), never until 2099."""
+    import importlib
+
+    module = importlib.import_module(f"batchrunner.platforms.{platform}."
+                                     f"{'responses' if platform == 'salesforce' else 'platform'}")
+    signal = module.rate_signal(httpx.Response(429, headers={"Retry-After": header}))
+    assert signal.retry_after is None and signal.pause_all
+    clock = FakeClock()
+    limiter = RateLimiter(None, clock=clock, rng=random.Random(1))
+    limiter.observe(signal)
+    assert limiter.paused_until - clock.now() <= 62
+
+
 def test_the_limiter_raises_past_its_own_cap() -> None:
     limiter = RateLimiter(None, clock=FakeClock(), max_server_wait=30)
     with pytest.raises(ServerWaitTooLong) as caught:
@@ -364,7 +381,6 @@ def _sends(runs: Path) -> int:
     return 0
 
 
-@pytest.mark.anyio(False)
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
 def test_a_signal_while_everyone_waits_stops_at_once_and_resume_finishes(tmp_path: Path, signum: str) -> None:
     """Past the first few requests the served sandbox answers only 429s (no Retry-After): every
@@ -517,3 +533,16 @@ async def test_a_stop_keeps_rows_a_lost_answer_may_have_applied_in_flight(tmp_pa
     assert stats.stopped[0] == "SERVER_WAIT_TOO_LONG"
     states = {row[0]: row[1] for row in journal.all_rows()}
     assert states[0] == "in_flight"
+
+
+def test_sighup_stops_a_run_unless_it_is_ignored_as_under_nohup() -> None:
+    import signal
+
+    from batchrunner.runner import stop_signals
+
+    assert signal.SIGHUP in stop_signals() and signal.SIGTERM in stop_signals()
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert signal.SIGHUP not in stop_signals() and signal.SIGINT in stop_signals()
+    finally:
+        signal.signal(signal.SIGHUP, before)
