@@ -120,7 +120,10 @@ def _client_factory(job: Job, app: Any | None):
     full body, not per read) and ``limits.max_response_bytes`` for its body (bounded.py)."""
 
     def make(base_url: str | None, headers: dict[str, str]) -> httpx.AsyncClient:
-        timeout = httpx.Timeout(job.limits.timeout)
+        # connecting (or waiting for a pooled connection) gives up first, at half the budget: a
+        # request that never left fails as ConnectTimeout/PoolTimeout, safe to send again, not as
+        # the whole-request deadline's ReadTimeout, which must count as maybe applied
+        timeout = httpx.Timeout(job.limits.timeout, connect=job.limits.timeout / 2, pool=job.limits.timeout / 2)
         limits = httpx.Limits(max_connections=job.limits.concurrency + 2)
         headers = {**headers, "User-Agent": f"batchrunner/{__version__}"}
         if job.is_sandbox and base_url is None:

@@ -546,3 +546,12 @@ def test_sighup_stops_a_run_unless_it_is_ignored_as_under_nohup() -> None:
         assert signal.SIGHUP not in stop_signals() and signal.SIGINT in stop_signals()
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_a_request_that_never_left_fails_before_the_whole_request_deadline() -> None:
+    """Connecting gives up at half of limits.timeout: a ConnectTimeout/PoolTimeout (never sent,
+    safe to send again) comes before the deadline's ReadTimeout (maybe applied)."""
+    from batchrunner.runner import _client_factory
+
+    client = _client_factory(bounded_job(timeout=0.4), None)("http://127.0.0.1:9", {})
+    assert (client.timeout.connect, client.timeout.pool, client.timeout.read) == (0.2, 0.2, 0.4)
