@@ -8,8 +8,9 @@ run, its look-ups, exports and checks all share one rule:
 * the whole request -- sending it, the headers and the full body -- has ``deadline`` seconds;
   past it the request fails with ``httpx.ReadTimeout`` (a lost answer: the platform session
   decides whether it may be sent again);
-* a body longer than ``max_bytes`` (as received on the wire) is not read further: the request
-  fails with ``ResponseTooLarge``, also a lost answer, since the server did receive it.
+* a body longer than ``max_bytes`` is not read further: the request fails with
+  ``ResponseTooLarge``, also a lost answer, since the server did receive it. A compressed body
+  (gzip, deflate) is decoded here and its decoded size counts: 32 MiB of gzip can hold gigabytes.
 
 Both errors are ``httpx.TransportError`` subclasses, so every existing lost-answer path handles
 them. Built on anyio: under a virtual clock (trio's ``MockClock``) the deadline is virtual too.
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 import httpx
+from httpx._decoders import SUPPORTED_DECODERS  # the decoders httpx itself would apply (no public name)
 
 
 class ResponseTooLarge(httpx.TransportError):
@@ -37,8 +39,9 @@ def _too_large(request: httpx.Request, max_bytes: int, seen: int | None = None) 
 
 class _BoundedStream(httpx.AsyncByteStream):
     def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request, deadline: float, timeout: float,
-                 max_bytes: int) -> None:
+                 max_bytes: int, decoder: object | None = None) -> None:
         self.inner = inner
+        self.decoder = decoder  # an httpx ContentDecoder when the body is compressed
         self.request = request
         self.deadline = deadline  # anyio.current_time() by which the body must be read
         self.timeout = timeout
@@ -52,13 +55,29 @@ class _BoundedStream(httpx.AsyncByteStream):
                 with anyio.fail_after(max(0.0, self.deadline - anyio.current_time())):
                     chunk = await chunks.__anext__()
             except StopAsyncIteration:
-                return
+                break
             except TimeoutError:
                 raise _timed_out(self.request, self.timeout) from None
-            seen += len(chunk)
-            if seen > self.max_bytes:
-                raise _too_large(self.request, self.max_bytes, seen)
+            seen = self._count(seen, chunk := self._decode(chunk))
             yield chunk
+        if self.decoder is not None:
+            tail = self.decoder.flush()  # type: ignore[attr-defined]
+            self._count(seen, tail)
+            yield tail
+
+    def _decode(self, chunk: bytes) -> bytes:
+        if self.decoder is None:
+            return chunk
+        try:
+            return self.decoder.decode(chunk)  # type: ignore[attr-defined]
+        except httpx.DecodingError as exc:
+            raise httpx.DecodingError(str(exc), request=self.request) from None
+
+    def _count(self, seen: int, chunk: bytes) -> int:
+        seen += len(chunk)
+        if seen > self.max_bytes:
+            raise _too_large(self.request, self.max_bytes, seen)
+        return seen
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -88,8 +107,15 @@ class BoundedTransport(httpx.AsyncBaseTransport):
             await response.aclose()
             raise _too_large(request, self.max_bytes, int(length))
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        stream = _BoundedStream(response.stream, request, deadline, self.timeout, self.max_bytes)
-        return httpx.Response(response.status_code, headers=response.headers, stream=stream,
+        headers, decoder = response.headers, None
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding in SUPPORTED_DECODERS and encoding != "identity":
+            # decoded here, so the cap counts what the body becomes; httpx sees a plain body
+            decoder = SUPPORTED_DECODERS[encoding]()
+            headers = httpx.Headers([(k, v) for k, v in headers.multi_items()
+                                     if k.lower() not in ("content-encoding", "content-length")])
+        stream = _BoundedStream(response.stream, request, deadline, self.timeout, self.max_bytes, decoder)
+        return httpx.Response(response.status_code, headers=headers, stream=stream,
                               extensions=response.extensions, request=request)
 
     async def aclose(self) -> None:

@@ -555,3 +555,17 @@ def test_a_request_that_never_left_fails_before_the_whole_request_deadline() -> 
 
     client = _client_factory(bounded_job(timeout=0.4), None)("http://127.0.0.1:9", {})
     assert (client.timeout.connect, client.timeout.pool, client.timeout.read) == (0.2, 0.2, 0.4)
+
+
+async def test_a_compressed_body_counts_its_decoded_size() -> None:
+    """2 MB of zeros gzip to ~2 KB: under the cap on the wire, over it once decoded."""
+    import gzip
+
+    body = gzip.compress(b"0" * 2_000_000)
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    client = mock_client(lambda r: httpx.Response(200, headers=headers, content=body), max_bytes=1_000_000)
+    with pytest.raises(ResponseTooLarge):
+        await client.get("/")
+    small = gzip.compress(json.dumps({"ok": [1] * 1000}).encode())
+    client = mock_client(lambda r: httpx.Response(200, headers=headers, content=small), max_bytes=1_000_000)
+    assert (await client.get("/")).json() == {"ok": [1] * 1000}  # decoded once, not twice
