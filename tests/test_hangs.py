@@ -478,7 +478,7 @@ async def test_resume_starts_with_the_remembered_ceiling(tmp_path: Path) -> None
         sizes.append(len(json.loads(request.content)["inputs"]))
         return httpx.Response(200, json=per_input(request))
 
-    from batchrunner.execute import BatchCeiling
+    from batchrunner.guards import BatchCeiling
 
     executor, journal, _ = executor_for(tmp_path, mock_client(handler), 120)
     journal.set_meta(batch_ceiling={"assign": 50})  # what the stopped run learnt
