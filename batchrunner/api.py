@@ -86,6 +86,7 @@ async def arun(job: JobLike, *, input: str | Path | None = None, output_dir: str
     from batchrunner.runner import prepare, run_prepared
 
     the_job = load(job, base_dir=base_dir)
+    _listen(handle_signals)
 
     async def go() -> Any:
         prepared = prepare(the_job, Path(input) if input is not None else None)
@@ -96,6 +97,17 @@ async def arun(job: JobLike, *, input: str | Path | None = None, output_dir: str
                                   fail_on=fail_on, sandbox_app=sandbox_app, allow_mass_removal=allow_mass_removal)
 
     return await _notifying(the_job, go)
+
+
+def _listen(handle_signals: bool) -> None:
+    """With ``handle_signals``, a stop signal from now on ends the run cleanly, even one that comes
+    before the first request (interrupts.py)."""
+    if handle_signals:
+        from batchrunner import interrupts
+        from batchrunner.runner import stop_signals
+
+        interrupts.clear()
+        interrupts.install(stop_signals())
 
 
 async def _notifying(job: Job, go: Callable[[], Any]) -> Any:
@@ -126,6 +138,7 @@ async def aresume(run_dir: str | Path, *, allow_changed_input: bool = False, pro
     never sent again; rows that were in flight are checked with the platform first."""
     from batchrunner.runner import job_of_run, resume_async
 
+    _listen(handle_signals)
     return await _notifying(job_of_run(Path(run_dir)), lambda: resume_async(
         Path(run_dir), allow_changed_input=allow_changed_input, progress=progress, on_progress=on_progress,
         fail_on=fail_on, handle_signals=handle_signals, sandbox_app=sandbox_app))
@@ -147,6 +160,7 @@ async def aretry(run_dir: str | Path, *, output_dir: str | Path | None = None, i
     from batchrunner.runner import job_of_run
 
     the_job = job_of_run(Path(run_dir))
+    _listen(handle_signals)
     return await _notifying(the_job, lambda: _retry(the_job, Path(run_dir), output_dir, include_unknown, progress,
                                                      on_progress, on_start, fail_on, handle_signals, sandbox_app))
 

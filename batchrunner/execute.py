@@ -5,6 +5,11 @@ into a ``Verdict``; the executor applies it: final outcomes go to the journal at
 failures are retried with exponential backoff and full jitter, a request rejected as a whole is
 bisected, and a stop (auth lost, budget reserve reached) ends the run with the rest left pending
 for `resume`.
+
+Bounds (docs/limits.md): a Retry-After longer than ``limits.max_server_wait`` stops the run (the
+rate limiter raises ``ServerWaitTooLong``); a response over ``limits.max_response_bytes`` is a lost
+answer reported ``RESPONSE_TOO_LARGE`` (bounded.py); the circuit breaker stops a run whose first
+requests all fail every row the same way (guards.py); a stop with nothing in flight ends at once.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import httpx
 from tqdm import tqdm
 
 from batchrunner import failpoints
+from batchrunner.bounded import ResponseTooLarge
 from batchrunner.clock import Clock, SystemClock
+from batchrunner.guards import SIZE_REJECTIONS, BatchCeiling, CircuitBreaker
 from batchrunner.journal import Journal
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import RowSource, Session, StopRun, Verdict, WorkUnit
@@ -106,6 +113,7 @@ class Executor:
         rng: random.Random | None = None,
         progress: bool | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        circuit_breaker: int = 0,
     ) -> None:
         self.session = session
         self.rows = rows
@@ -123,6 +131,13 @@ class Executor:
         self.bar: tqdm | None = None
         self._stop_requested = False
         self.io = _IO(self)
+        self.breaker = CircuitBreaker(circuit_breaker)
+        self.ceiling = BatchCeiling(journal)
+        self._size_codes = frozenset(getattr(session, "size_rejections", SIZE_REJECTIONS))
+        self.in_flight = 0  # units sent whose verdict is not yet applied
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._wave_scope: anyio.CancelScope | None = None
 
     # -- recording --------------------------------------------------------------------------
     def record(self, outcomes: Sequence[RowOutcome]) -> None:
@@ -137,10 +152,34 @@ class Executor:
         if self.stats.stopped is None:
             self.stats.stopped = (code, message)
         self._stop_requested = True
+        self._end_wave_if_idle()
+
+    def _end_wave_if_idle(self) -> None:
+        """After a stop, workers still waiting on the rate limiter (a long pause) or a backoff have
+        nothing in flight: end the wave now instead of when their wait is over."""
+        if self._stop_requested and self.in_flight == 0 and self._wave_scope is not None:
+            self._wave_scope.cancel()
 
     @property
     def stopping(self) -> bool:
         return self._stop_requested
+
+    async def idle(self) -> None:
+        """Return when no request is in flight: after a stop, nothing is left worth waiting for
+        (workers waiting on the rate limiter or a backoff have sent nothing)."""
+        while self.in_flight:
+            await self._idle.wait()
+
+    def _took_off(self) -> None:
+        if self.in_flight == 0:
+            self._idle = anyio.Event()
+        self.in_flight += 1
+
+    def _landed(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+            self._end_wave_if_idle()
 
     # -- running ----------------------------------------------------------------------------
     async def run(self, waves: list[list[WorkUnit]], total_rows: int) -> ExecStats:
@@ -155,6 +194,11 @@ class Executor:
                     units = await self.session.prepare(wave, self.rows, self.io)
                 except StopRun as stop:
                     self.request_stop(stop.code, stop.message)
+                    break
+                except httpx.TransportError as exc:  # look-ups kept failing (io.request gave up): nothing was changed
+                    code = exc.code if isinstance(exc, ResponseTooLarge) else "LOOKUP_FAILED"
+                    self.request_stop(code, f"a look-up failed {self.policy.max_attempts} times: "
+                                            f"{type(exc).__name__}: {exc}")
                     break
                 await self._run_wave(units)
         finally:
@@ -188,60 +232,98 @@ class Executor:
         workers = max(1, int(self.concurrency.total_tokens))
         with receive:
             async with anyio.create_task_group() as tg:
+                self._wave_scope = tg.cancel_scope
                 for _ in range(min(workers, len(units))):
                     tg.start_soon(worker, receive.clone())
+            self._wave_scope = None
 
     async def _process(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> None:
         while unit.rows:
             if self.stopping:
                 return
+            unit = self._cut(unit, requeue)
             await self.limiter.acquire(self.session.request_cost(unit))
             if self.stopping:
                 return
-            payload = self.rows.rows(unit.rows)
-            request = self.session.build_request(unit, payload)
-            response: httpx.Response | None = None
-            error: Exception | None = None
-            async with self.concurrency:  # held for the send only: a verdict may need look-ups
-                self.journal.start(unit.rows)
-                unit.attempts += 1
-                self.stats.requests += 1
-                if unit.attempts > 1:
-                    self.stats.retries += 1
-                try:
-                    response = await self.session.client.send(request)
-                    await response.aread()
-                except httpx.TransportError as exc:
-                    error = exc
-                failpoints.hit("execute.after_send")
+            self._took_off()
             try:
-                if response is None:
-                    self.stats.transport_errors += 1
-                    verdict = await self.session.transport_error(unit, payload, error, self.io)
-                else:
-                    code = response.status_code
-                    self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
-                    if code == 429:
-                        self.stats.responses_429 += 1
-                    verdict = await self.session.interpret(unit, payload, response, self.io)
-            except StopRun as stop:
-                verdict = Verdict(stop=(stop.code, stop.message))
-            self.limiter.observe(verdict.rate)
-            if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
-                self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1
-            unit = await self._apply(unit, verdict, requeue)
-            failpoints.hit("execute.after_record")
+                unit, delay = await self._send_once(unit, requeue)
+            finally:
+                self._landed()
+            if delay:
+                self.limiter.waited += delay
+                await self.clock.sleep(delay)
 
-    async def _apply(self, unit: WorkUnit, verdict: Verdict, requeue: Callable[[WorkUnit], None]) -> WorkUnit:
-        """Record what is final; return the unit still to send now (empty when done)."""
+    def _cut(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> WorkUnit:
+        """Send no more than the operation's learnt ceiling: queue the rest as units of their own."""
+        size = self.ceiling.limit(unit.operation)
+        if size is None or len(unit.rows) <= size:
+            return unit
+        for start in range(size, len(unit.rows), size):
+            requeue(unit.part(unit.rows[start:start + size]))
+        return unit.part(unit.rows[:size])
+
+    async def _send_once(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> tuple[WorkUnit, float]:
+        """Send ``unit`` once and apply the answer; return what is left to send and the backoff."""
+        payload = self.rows.rows(unit.rows)
+        request = self.session.build_request(unit, payload)
+        response: httpx.Response | None = None
+        error: Exception | None = None
+        async with self.concurrency:  # held for the send only: a verdict may need look-ups
+            self.journal.start(unit.rows)
+            unit.attempts += 1
+            self.stats.requests += 1
+            if unit.attempts > 1:
+                self.stats.retries += 1
+            try:
+                response = await self.session.client.send(request)
+                await response.aread()
+            except httpx.TransportError as exc:
+                error = exc
+            failpoints.hit("execute.after_send")
+        try:
+            if response is None:
+                self.stats.transport_errors += 1
+                verdict = await self.session.transport_error(unit, payload, error, self.io)
+                if isinstance(error, ResponseTooLarge) and verdict.retry:
+                    verdict.retry_reason = (ResponseTooLarge.code, str(error))
+            else:
+                code = response.status_code
+                self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
+                if code == 429:
+                    self.stats.responses_429 += 1
+                verdict = await self.session.interpret(unit, payload, response, self.io)
+        except StopRun as stop:  # raised while the answer was being read or checked: the request went
+            # out and nobody knows what it did, so its rows stay in flight for resume to check
+            verdict = Verdict(stop=(stop.code, stop.message), maybe_applied=True)
+        try:
+            self.limiter.observe(verdict.rate)
+        except StopRun as stop:  # a Retry-After past limits.max_server_wait
+            verdict.stop = verdict.stop or (stop.code, stop.message)
+        if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
+            self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1
+        if verdict.stop is None and not verdict.retry and not verdict.split:
+            verdict.stop = self.breaker.observe(verdict.outcomes)
+        if response is not None:
+            self.ceiling.observe(unit, verdict, self._size_codes)
+        result = self._apply(unit, verdict, requeue)
+        failpoints.hit("execute.after_record")
+        return result
+
+    def _apply(self, unit: WorkUnit, verdict: Verdict, requeue: Callable[[WorkUnit], None]) -> tuple[WorkUnit, float]:
+        """Record what is final; return the unit still to send now (empty when done) and the
+        backoff to wait before sending it."""
+        done = WorkUnit(unit.operation, []), 0.0
         for outcome in verdict.outcomes:
             outcome.attempts = unit.attempts
         self.record(verdict.outcomes)
         decided = {o.row for o in verdict.outcomes}
         if verdict.stop is not None:
             self.request_stop(*verdict.stop)
-            self.journal.release([r for r in unit.rows if r not in decided])
-            return WorkUnit(unit.operation, [])
+            # rows an earlier lost answer may have applied stay in flight: resume checks them first
+            if not verdict.maybe_applied:  # the platform answered and refused: never applied
+                self.journal.release([r for r in unit.rows if r not in decided and r not in unit.unsure])
+            return done
         if verdict.split:
             rows = [r for r in unit.rows if r not in decided]
             if len(rows) > 1:
@@ -249,12 +331,12 @@ class Executor:
                 half = len(rows) // 2
                 for part in (rows[:half], rows[half:]):
                     requeue(unit.part(part, last_error=verdict.split_reason))
-                return WorkUnit(unit.operation, [])
+                return done
             code, message = verdict.split_reason or ("REQUEST_REJECTED", "the platform rejected the request")
             self.record([RowOutcome(r, Status.FAILED, code, message, attempts=unit.attempts) for r in rows])
-            return WorkUnit(unit.operation, [])
+            return done
         if not verdict.retry:
-            return WorkUnit(unit.operation, [])
+            return done
         failures = unit.failures + 1
         reason = verdict.retry_reason or ("RETRIES_EXHAUSTED", "the platform kept failing")
         if failures >= self.policy.max_attempts:
@@ -264,11 +346,10 @@ class Executor:
                            attempts=unit.attempts)
                 for r in verdict.retry
             ])
-            return WorkUnit(unit.operation, [])
+            return done
+        delay = 0.0
         if verdict.rate.retry_after is None and not verdict.rate.pause_all:
             delay = self.policy.backoff(failures, self.rng)
-            self.limiter.waited += delay
-            await self.clock.sleep(delay)
         unsure = unit.unsure | frozenset(verdict.retry) if verdict.maybe_applied else unit.unsure
         return unit.part(list(verdict.retry), last_error=reason, failures=failures,
-                         unsure=unsure & frozenset(verdict.retry))
+                         unsure=unsure & frozenset(verdict.retry)), delay

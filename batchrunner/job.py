@@ -8,6 +8,7 @@ Relative paths are relative to the job file, so a job runs the same from any dir
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,33 @@ class Limits:
     backoff_max: float = 60.0
     api_reserve: int = 0  # Salesforce: stop before the org's remaining daily calls fall below this
     rate_window: str = "fixed"  # Salesloft budget window: "fixed" clock minute or "rolling" 60 s (unconfirmed)
+    # issue 13/14 (docs/limits.md): bounds on what a server can make the run do
+    max_server_wait: float = 900.0  # longest Retry-After obeyed; past it the run stops (resumably)
+    max_response_bytes: int = 32 * 1024 * 1024  # a longer answer is not read (RESPONSE_TOO_LARGE)
+    circuit_breaker: int = 20  # stop if the first N requests fail every row with one code (0 = off)
+
+
+#: [limits] keys that must be at least 1 (0 would mean "none", "no wait" or "unlimited" by accident)
+_AT_LEAST_ONE = ("concurrency", "batch_size", "max_attempts", "requests_per_minute", "max_response_bytes")
+#: [limits] keys that must be a number above 0
+_POSITIVE = ("timeout", "max_server_wait")
+
+
+def check_limits(limits: Limits) -> None:
+    """Refuse [limits] values that cannot mean what the user wants: 0 for a budget or a timeout
+    (httpx reads timeout = 0 as "fail at once", a 0 budget used to turn the cap off), NaN, inf."""
+    for name in ("timeout", "backoff_base", "backoff_max", "max_server_wait"):
+        value = getattr(limits, name)
+        if not math.isfinite(value):
+            raise JobError(f"limits.{name} must be a finite number of seconds, got {value!r}.")
+    for name in _AT_LEAST_ONE:
+        if getattr(limits, name) < 1:
+            raise JobError(f"limits.{name} must be at least 1, got {getattr(limits, name)!r}.")
+    for name in _POSITIVE:
+        if not getattr(limits, name) > 0:
+            raise JobError(f"limits.{name} must be more than 0 seconds, got {getattr(limits, name)!r}.")
+    if limits.rate_window not in ("fixed", "rolling"):
+        raise JobError(f"limits.rate_window must be \"fixed\" or \"rolling\", got {limits.rate_window!r}.")
 
 
 @dataclass
@@ -296,10 +324,7 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         report_xlsx=raw.get("report_xlsx", False),
         max_removals=max_removals,
     )
-    if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
-        raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")
-    if job.limits.rate_window not in ("fixed", "rolling"):
-        raise JobError(f"limits.rate_window must be \"fixed\" or \"rolling\", got {job.limits.rate_window!r}.")
+    check_limits(job.limits)
     if job.mode == "sync" and (job.operation_column is not None or job.operation is None):
         raise JobError("mode = \"sync\" needs one operation for every row (operation = \"assign\" or \"add\"), "
                        "not columns.operation.")

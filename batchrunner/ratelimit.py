@@ -9,7 +9,9 @@ it, because the budget is shared with integrations this process cannot see:
   to turn instead of spending into a 429.
 * a 429 pauses *every* worker, not only the one that got it: until the next window (a clock
   minute, plus slack for clock skew, plus jitter) when no ``Retry-After`` says otherwise.
-* ``Retry-After``, when present, is obeyed as given (plus jitter).
+* ``Retry-After``, when present, is obeyed as given (plus jitter) -- up to ``max_server_wait``
+  (``limits.max_server_wait``). A longer one (``1e9``, ``inf``) would hold the job lock for
+  years: ``observe`` raises ``ServerWaitTooLong`` instead, and the run stops resumably.
 
 Whether Salesloft's window is a clock minute or a rolling 60 s is unconfirmed (API-FACTS), so it
 is a setting (``limits.rate_window``): "fixed" (default) waits for the next clock minute; "rolling"
@@ -26,17 +28,30 @@ import random
 import anyio
 
 from batchrunner.clock import Clock, SystemClock
-from batchrunner.platforms.base import RateSignal
+from batchrunner.platforms.base import RateSignal, StopRun
 
 WINDOWS = ("fixed", "rolling")
 EPS = 1e-6
 MIN_WAIT = 1e-3
+MAX_SERVER_WAIT = 900.0  # default of limits.max_server_wait
+
+
+class ServerWaitTooLong(StopRun):
+    """The server asked for a pause longer than ``limits.max_server_wait``: stop, resume later."""
+
+    def __init__(self, seconds: float, cap: float) -> None:
+        asked = f"{seconds:.0f} s" if math.isfinite(seconds) else "forever"
+        super().__init__("SERVER_WAIT_TOO_LONG",
+                         f"the server asked to wait {asked} (Retry-After), more than limits.max_server_wait = "
+                         f"{cap:g} s; stopped rather than hold the run. `batchrunner resume RUN_DIR` goes on "
+                         "later (or raise limits.max_server_wait)")
+        self.seconds = seconds
 
 
 class RateLimiter:
     def __init__(self, per_minute: float | None = None, *, clock: Clock | None = None, burst: float | None = None,
                  rng: random.Random | None = None, window: float = 60.0, window_kind: str = "fixed",
-                 margin: float = 0.0, slack: float | None = None) -> None:
+                 margin: float = 0.0, slack: float | None = None, max_server_wait: float = MAX_SERVER_WAIT) -> None:
         if window_kind not in WINDOWS:
             raise ValueError(f"window_kind must be one of {WINDOWS}, got {window_kind!r}")
         self.clock = clock or SystemClock()
@@ -48,6 +63,7 @@ class RateLimiter:
         self.paused_until = 0.0
         self.window = window
         self.window_kind = window_kind
+        self.max_server_wait = max_server_wait
         self.margin = margin  # budget kept back for requests in flight when the last header was written
         # seconds after a window boundary before trusting it turned (clock skew): 1 s of a minute
         self.slack = window / 60.0 if slack is None else slack
@@ -122,11 +138,15 @@ class RateLimiter:
 
     # -- what the server said ---------------------------------------------------------------
     def observe(self, signal: RateSignal) -> None:
-        """Apply what a response said about the budget."""
+        """Apply what a response said about the budget. Raises ``ServerWaitTooLong`` (a ``StopRun``)
+        for a Retry-After over ``max_server_wait``; a negative or NaN one counts as 0."""
         if signal.api_used is not None:
             self.api_used, self.api_limit = signal.api_used, signal.api_limit
         if signal.retry_after is not None:
-            self.pause(signal.retry_after + self.rng.uniform(0, 1.0))
+            seconds = signal.retry_after if signal.retry_after > 0 else 0.0  # NaN > 0 is False
+            if seconds > self.max_server_wait:
+                raise ServerWaitTooLong(seconds, self.max_server_wait)
+            self.pause(seconds + self.rng.uniform(0, 1.0))
         elif signal.pause_all:
             # a 429 without Retry-After: everyone waits for the window to turn, with jitter
             if self.window_kind == "fixed":

@@ -23,8 +23,9 @@ import anyio
 import httpx
 import polars as pl
 
-from batchrunner import __version__, failpoints, runlog, secrets, snapshot
+from batchrunner import __version__, failpoints, interrupts, runlog, secrets, snapshot
 from batchrunner.auth import AuthError
+from batchrunner.bounded import bound_client
 from batchrunner.clock import Clock
 from batchrunner.execute import ExecStats, Executor, RetryPolicy
 from batchrunner.errors import JobError, NothingToRetry, RunAborted, root_cause
@@ -161,16 +162,24 @@ class RunResult:
 
 
 def _client_factory(job: Job, app: Any | None):
+    """Clients whose every request is bounded: ``limits.timeout`` for the whole request (send and
+    full body, not per read) and ``limits.max_response_bytes`` for its body (bounded.py)."""
+
     def make(base_url: str | None, headers: dict[str, str]) -> httpx.AsyncClient:
-        timeout = httpx.Timeout(job.limits.timeout)
+        # connecting (or waiting for a pooled connection) gives up first, at half the budget: a
+        # request that never left fails as ConnectTimeout/PoolTimeout, safe to send again, not as
+        # the whole-request deadline's ReadTimeout, which must count as maybe applied
+        timeout = httpx.Timeout(job.limits.timeout, connect=job.limits.timeout / 2, pool=job.limits.timeout / 2)
         limits = httpx.Limits(max_connections=job.limits.concurrency + 2)
         headers = {**headers, "User-Agent": f"batchrunner/{__version__}"}
         if job.is_sandbox and base_url is None:
             from batchrunner.sandbox.factory import build_sandbox
 
             transport = httpx.ASGITransport(app=app if app is not None else build_sandbox(job.sandbox))
-            return httpx.AsyncClient(base_url=SANDBOX_BASE, headers=headers, transport=transport, timeout=timeout)
-        return httpx.AsyncClient(base_url=base_url or "", headers=headers, timeout=timeout, limits=limits)
+            client = httpx.AsyncClient(base_url=SANDBOX_BASE, headers=headers, transport=transport, timeout=timeout)
+        else:
+            client = httpx.AsyncClient(base_url=base_url or "", headers=headers, timeout=timeout, limits=limits)
+        return bound_client(client, timeout=job.limits.timeout, max_bytes=job.limits.max_response_bytes)
 
     return make
 
@@ -326,8 +335,12 @@ async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jo
         stats.stopped = ("DRY_RUN", "--dry-run: nothing was sent")
     elif the_plan.requests:
         failpoints.hit("run.before_send")
-        stats = await _execute(prepared, the_plan, journal, sandbox_app, clock, rng, progress, handle_signals,
-                               on_progress)
+        if handle_signals and (name := interrupts.pending()):  # a stop signal before the first request
+            interrupts.clear()
+            stats = ExecStats(stopped=("INTERRUPTED", f"stopped by {name} before the first request"))
+        else:
+            stats = await _execute(prepared, the_plan, journal, sandbox_app, clock, rng, progress, handle_signals,
+                                   on_progress)
     if stats.stopped is not None:
         stats.stopped = (stats.stopped[0], secrets.redact(stats.stopped[1]))
         level = logging.INFO if stats.stopped[0] == "DRY_RUN" else logging.WARNING
@@ -382,13 +395,15 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
         session.run_started_at = datetime.fromisoformat(str(started).replace("Z", "+00:00"))
     try:
         limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
-                              window_kind=job.limits.rate_window, margin=max(0, job.limits.concurrency - 1))
+                              window_kind=job.limits.rate_window, margin=max(0, job.limits.concurrency - 1),
+                              max_server_wait=job.limits.max_server_wait)
         fields = [c for c in prepared.validated.columns if not c.startswith("__") and c != OP]
         executor = Executor(
             session, FrameRows(prepared.validated, fields), journal, limiter,
             concurrency=job.limits.concurrency,
             policy=RetryPolicy(job.limits.max_attempts, job.limits.backoff_base, job.limits.backoff_max),
             clock=clock, rng=rng, progress=progress, on_progress=on_progress,
+            circuit_breaker=job.limits.circuit_breaker,
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -428,20 +443,50 @@ def _recover_run_dir(prepared: Prepared, run_dir: Path, journal: Journal) -> Non
 GRACE_SECONDS = 30.0  # how long a stop waits for requests already in flight
 
 
+def stop_signals() -> list[signal.Signals]:
+    """The signals that stop a run: Ctrl-C, a service manager's TERM, and HUP (the terminal or ssh
+    session closed) -- unless HUP is ignored, as under ``nohup``: then the user asked to go on."""
+    found = [signal.SIGINT, signal.SIGTERM]
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        found.append(hup)
+    return found
+
+
+def _say(text: str) -> None:
+    """Print to stderr, which a closed terminal (SIGHUP) may have turned into an error."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+async def _cancel_when_idle(executor: Executor, scope: anyio.CancelScope) -> None:
+    await executor.idle()
+    scope.cancel()
+
+
 async def _watch_signals(executor: Executor, scope: anyio.CancelScope) -> None:
-    """First SIGINT/SIGTERM: stop sending, let in-flight requests finish (bounded), then report.
-    Second: leave at once (the journal is consistent: every outcome was committed as it came)."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            if executor.stopping:
-                print("\nsecond interrupt: exiting now; `batchrunner resume` continues from the journal",
-                      file=sys.stderr, flush=True)
-                os._exit(3)
-            name = signal.Signals(signum).name
-            print(f"\n{name}: finishing requests in flight, then writing the reports (again to quit now)",
-                  file=sys.stderr, flush=True)
-            executor.request_stop("INTERRUPTED", f"stopped by {name}")
-            scope.deadline = anyio.current_time() + GRACE_SECONDS
+    """First SIGINT/SIGTERM/SIGHUP: stop sending, let in-flight requests finish (bounded by
+    GRACE_SECONDS, and no longer than they take: workers waiting on the rate limiter have nothing
+    in flight), then report. Second: leave at once (every outcome was committed as it came)."""
+    with anyio.open_signal_receiver(*stop_signals()) as signals:
+        async with anyio.create_task_group() as waiters:
+            if name := interrupts.pending():  # arrived while the session was being opened
+                interrupts.clear()
+                executor.request_stop("INTERRUPTED", f"stopped by {name}")
+                waiters.start_soon(_cancel_when_idle, executor, scope)
+            async for signum in signals:
+                if executor.stopping:
+                    _say("\nsecond interrupt: exiting now; `batchrunner resume` continues from the journal")
+                    os._exit(3)
+                name = signal.Signals(signum).name
+                if name == "SIGHUP" and executor.bar is not None:
+                    executor.bar.disable = True  # the terminal is gone: no more progress lines
+                _say(f"\n{name}: finishing requests in flight, then writing the reports (again to quit now)")
+                executor.request_stop("INTERRUPTED", f"stopped by {name}")
+                scope.deadline = anyio.current_time() + GRACE_SECONDS
+                waiters.start_soon(_cancel_when_idle, executor, scope)
 
 
 def resume(run_dir: Path, *, allow_changed_input: bool = False, sandbox_app: Any | None = None,

@@ -81,11 +81,11 @@ def test_dict_job_resumes_from_its_journal(workdir: Path, monkeypatch: pytest.Mo
     real = execute.Executor._apply
     calls = {"n": 0}
 
-    async def stop_after_three(self, unit, verdict, requeue):  # noqa: ANN001
+    def stop_after_three(self, unit, verdict, requeue):  # noqa: ANN001
         calls["n"] += 1
         if calls["n"] == 3:
             self.request_stop("INTERRUPTED", "stopped by the test")
-        return await real(self, unit, verdict, requeue)
+        return real(self, unit, verdict, requeue)
 
     monkeypatch.setattr(execute.Executor, "_apply", stop_after_three)
     first = batchrunner.run(job, base_dir=workdir, output_dir="out")

@@ -132,11 +132,11 @@ async def test_an_unexpected_error_after_sending_is_exit_4_with_reports_and_resu
     real = execute.Executor._apply
     calls = {"n": 0}
 
-    async def flaky(self, unit, verdict, requeue):  # noqa: ANN001
+    def flaky(self, unit, verdict, requeue):  # noqa: ANN001
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError(28, "No space left on device")
-        return await real(self, unit, verdict, requeue)
+        return real(self, unit, verdict, requeue)
 
     monkeypatch.setattr(execute.Executor, "_apply", flaky)
     app = Hooked()

@@ -50,7 +50,7 @@ def test_real_run_report_matches_summary_and_escapes_hostile_text(tmp_path: Path
     assert HOSTILE not in html and "<script>alert(2)" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html  # shown, as text
     assert html.count("<script>") == 1  # only the filter's own
-    assert {r["code"] for r in dom.problem_rows} == {"INVALID_ID", "INVALID_CROSS_REFERENCE_KEY", "INVALID_INPUT",
+    assert {r["code"] for r in dom.problem_rows} == {"INVALID_ID", "INVALID_CROSS_REFERENCE_KEY",
                                                      "REQUIRED_FIELD_MISSING", "WRONG_OBJECT"}
     assert f"batchrunner retry {run_dir}" in html  # the next command
     assert "api-usage" in dom.by_id and "of 15,000" in dom.by_id["api-usage"]  # Salesforce daily usage

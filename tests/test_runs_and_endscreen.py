@@ -36,9 +36,9 @@ def test_runs_lists_kinds_newest_first_and_links_retries(tmp_path: Path) -> None
     retry, resumed, dry = runs
     assert retry["retry_of"] == crashed_dir == resumed["run_dir"]
     assert resumed["retried_by"] == [retry["run_dir"]] and dry["retried_by"] == []
-    assert resumed["counts"] == {"succeeded": 20, "failed": 2, "invalid": 3, "skipped": 1}
+    assert resumed["counts"] == {"succeeded": 20, "failed": 1, "invalid": 3, "skipped": 2}
     assert resumed["exit_code"] == 1 and resumed["resumable"] is False
-    assert retry["counts"] == {"failed": 2} and retry["rows"] == 2
+    assert retry["counts"] == {"failed": 1} and retry["rows"] == 1
     assert dry["counts"]["not_attempted"] == 22
     assert all(isinstance(r["duration_seconds"], float) for r in runs)
 
