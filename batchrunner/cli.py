@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     ops = sub.add_parser("operations", help="list the operations of a platform and their fields",
                          description="The operation catalog: operations, their fields, which are required and "
                          "what values are allowed.")
-    ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft"], help="one platform (default: both)")
+    ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft", "outreach"],
+                     help="one platform (default: all)")
 
     exp = sub.add_parser("export", help="export Salesloft memberships or Salesforce cadence trackers as CSV",
                          description="Read (never write) what is on cadences, as a CSV a migration job can read: "

@@ -15,7 +15,7 @@ from typing import Any, get_type_hints
 
 from batchrunner.errors import JobError, did_you_mean
 
-PLATFORMS = ("salesforce", "salesloft")
+PLATFORMS = ("salesforce", "salesloft", "outreach")
 
 
 @dataclass
@@ -29,6 +29,17 @@ class Limits:
     backoff_max: float = 60.0
     api_reserve: int = 0  # Salesforce: stop before the org's remaining daily calls fall below this
     rate_window: str = "fixed"  # Salesloft budget window: "fixed" clock minute or "rolling" 60 s (unconfirmed)
+
+
+@dataclass
+class OutreachSettings:
+    """``[outreach]``: Outreach facts that are unconfirmed, as settings with safe defaults (docs/outreach.md)."""
+
+    mailbox_id: int = 0  # mailbox for `add` rows that name none (0 = none: the row's own, or no mailbox)
+    mailbox_email: str | None = None  # the same, looked up by email (give one of the two)
+    require_mailbox: bool = False  # refuse `add` rows with no mailbox at all (row or default)
+    page_size: int = 100  # JSON:API page[size] for look-ups (the documented maximum 1000 is unconfirmed)
+    lookup_batch: int = 50  # values per filter list (filter[emails]=a,b,...), kept short for URL length
 
 
 @dataclass
@@ -59,6 +70,9 @@ class SandboxSettings:
     oauth_token_ttl: float = 7200.0  # seconds an issued access token is accepted
     oauth_token_uses: int = 0  # an issued access token is refused after this many requests (0 = never)
     oauth_sf_rotate_refresh: bool = False  # Salesforce refresh token rotation (a connected-app option)
+    outreach_budget_per_hour: int = 10000  # Outreach per-user hourly request budget in the emulator
+    outreach_token_interval: float = 60.0  # Outreach: seconds between new access tokens per user/app
+    outreach_rotate_refresh: bool = False  # Outreach: whether a refresh returns a new refresh token
 
 
 @dataclass
@@ -113,6 +127,7 @@ class Job:
     mode: str = "once"  # "once" | "sync" (sync.py: recurring lists)
     key: list[str] = field(default_factory=list)  # sync: the input column(s) naming a row's person
     remove_missing: bool = False  # sync: remove people who left the list
+    outreach: OutreachSettings = field(default_factory=OutreachSettings)  # [outreach]
 
     @property
     def is_sandbox(self) -> bool:
@@ -121,7 +136,7 @@ class Job:
 
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
-    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing",
+    "wire_values", "encoding", "delimiter", "mappings", "mode", "key", "remove_missing", "outreach",
 )
 
 
@@ -261,6 +276,7 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         mode=mode,
         key=key,
         remove_missing=remove_missing,
+        outreach=_typed_table(raw.get("outreach", {}), OutreachSettings, "outreach"),
     )
     if job.limits.concurrency < 1 or job.limits.batch_size < 1 or job.limits.max_attempts < 1:
         raise JobError("limits.concurrency, batch_size and max_attempts must be at least 1.")

@@ -1,0 +1,71 @@
+"""The Outreach platform: one JSON:API request per prospect, look-ups first, outcomes confirmed.
+
+Sources: Outreach's OpenAPI document (https://api.outreach.io/api/v2/schema/openapi.json) and the
+getting-started page (https://developers.outreach.io/api/getting-started): base
+``https://api.outreach.io/api/v2``, an hourly request budget per user, OAuth only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from batchrunner.job import Job
+from batchrunner.platforms.base import Catalog, bearer_client
+from batchrunner.platforms.outreach.operations import CATALOG
+from batchrunner.platforms.outreach.session import OutreachSession
+
+DEFAULT_BASE_URL = "https://api.outreach.io"
+SANDBOX_TOKEN = "sandbox-outreach-token"  # the seed org's default user (sample_data/sandbox/outreach_org.json)
+
+
+class OutreachPlatform:
+    name = "outreach"
+
+    def catalog_for(self, job: Job | None = None) -> Catalog:
+        return CATALOG
+
+    def api_version(self, job: Job) -> str | None:
+        return None
+
+    def rows_per_request(self, job: Job, operation: str) -> int:
+        return 1
+
+    def budget_per_minute(self, job: Job) -> float | None:
+        """A pace (``limits.requests_per_minute``), not the budget: the budget is per user per hour
+        (start page) and shared with the user's other integrations, so X-RateLimit-Remaining / -Reset
+        decide when everyone waits for the reset (responses.rate_signal)."""
+        return float(job.limits.requests_per_minute) if job.limits.requests_per_minute else None
+
+    def endpoint(self, job: Job) -> tuple[str | None, dict[str, str], str]:
+        """(base URL or None for the in-process sandbox, auth headers, what it talks to).
+        Live: checks the credentials' variables and files without contacting anything."""
+        conn = job.connection
+        if conn.sandbox:
+            return conn.base_url, {"Authorization": f"Bearer {SANDBOX_TOKEN}"}, conn.base_url or "in-process sandbox"
+        from batchrunner.auth import check_url
+
+        provider = self.token_provider(job)
+        url = check_url(conn.base_url or DEFAULT_BASE_URL, "The Outreach base_url")
+        return url, {}, url
+
+    def token_provider(self, job: Job, **kw: Any):
+        from batchrunner.platforms.outreach.auth import provider_for
+
+        return provider_for(job, **kw)
+
+    def _session(self, job: Job, client: httpx.AsyncClient) -> OutreachSession:
+        return OutreachSession(client, job.outreach, reserve=float(job.limits.concurrency))
+
+    async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient],
+                           provider: Any = None) -> OutreachSession:
+        base_url, headers, _ = self.endpoint(job)
+        if job.connection.sandbox:
+            return self._session(job, make_client(base_url, headers))
+        provider = provider or self.token_provider(job)
+        session = self._session(job, await bearer_client(provider, make_client, base_url))
+        session.provider = provider
+        session.target = base_url
+        return session
