@@ -103,6 +103,7 @@ class OutreachEmulator:
         self.issued: dict[str, tuple[int, float]] = {}  # access token -> (user, expires at)
         self.last_token: dict[int, float] = {}  # user -> when the last access token was issued
         self.enrolments: dict[str, int] = {}  # "prospect:sequence" -> states created (crash tests)
+        self.posts: dict[str, int] = {}  # "prospect:sequence" -> enrol requests received (re-sends show here)
         self.actions: dict[str, int] = {}  # "state:action" -> transitions made
         self.deletes: dict[int, int] = {}
         self.requests = 0
@@ -195,6 +196,8 @@ class OutreachEmulator:
                 # sandbox choice: an unknown related record is a 422 pointing at the relationship
                 return _error(422, "validationError", "Validation Error", f"{name} {ids[name]} does not exist", pointer)
         prospect, sequence = self.prospects[ids["prospect"]], self.sequences[ids["sequence"]]
+        key = f"{prospect['id']}:{sequence['id']}"
+        self.posts[key] = self.posts.get(key, 0) + 1
         if any(s["relationships"]["prospect"]["data"]["id"] == prospect["id"]
                and s["relationships"]["sequence"]["data"]["id"] == sequence["id"]
                and s["attributes"]["state"] in LIVE for s in self.states.values()):
@@ -217,7 +220,6 @@ class OutreachEmulator:
         record = self._record(self._next_id, prospect["id"], sequence["id"], ids["mailbox"], state)
         self.states[self._next_id] = record
         self._next_id += 1
-        key = f"{prospect['id']}:{sequence['id']}"
         self.enrolments[key] = self.enrolments.get(key, 0) + 1
         return SandboxResponse(201, {"data": record})  # spec: 201 with the new state
 
@@ -343,7 +345,7 @@ class OutreachEmulator:
 
     def audit(self) -> dict[str, Any]:
         """The org's own record of what was done, for tests that must prove nothing happened twice."""
-        return {"enrolments": dict(self.enrolments), "actions": dict(self.actions),
+        return {"enrolments": dict(self.enrolments), "posts": dict(self.posts), "actions": dict(self.actions),
                 "deletes": {str(k): v for k, v in self.deletes.items()}, "requests": self.requests,
                 "rejected_429": self.rejected_429, "token_429": self.token_429, "tokens_issued": len(self.issued),
                 "live": sum(s["attributes"]["state"] in LIVE for s in self.states.values())}

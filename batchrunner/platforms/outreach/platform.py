@@ -7,6 +7,7 @@ getting-started page (https://developers.outreach.io/api/getting-started): base
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ SANDBOX_TOKEN = "sandbox-outreach-token"  # the seed org's default user (sample_
 
 class OutreachPlatform:
     name = "outreach"
+    wall: Callable[[], float] = staticmethod(time.time)  # reads X-RateLimit-Reset (an epoch time); tests inject
 
     def catalog_for(self, job: Job | None = None) -> Catalog:
         return CATALOG
@@ -57,7 +59,7 @@ class OutreachPlatform:
         return provider_for(job, **kw)
 
     def _session(self, job: Job, client: httpx.AsyncClient) -> OutreachSession:
-        return OutreachSession(client, job.outreach, reserve=float(job.limits.concurrency))
+        return OutreachSession(client, job.outreach, reserve=float(job.limits.concurrency), wall=self.wall)
 
     async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient],
                            provider: Any = None) -> OutreachSession:
