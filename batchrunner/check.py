@@ -68,6 +68,8 @@ async def check(job: Job, *, sandbox_app: Any | None = None) -> CheckResult:
         client: httpx.AsyncClient = session.client
         if job.platform == "salesforce":
             await _salesforce(job, platform, client, result)
+        elif hasattr(platform, "check"):  # a platform that brings its own read-only checks
+            await platform.check(job, client, result)
         else:
             await _salesloft(client, result)
     except httpx.HTTPError as exc:

@@ -107,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                          "'sandbox-token', Salesloft 'sandbox-key'. State lives as long as the server. It also serves the "
                          "OAuth token endpoints (Salesforce /services/oauth2/token, Salesloft /oauth/token) for one "
                          "client, id 'sandbox-client-id', secret 'sandbox-client-secret', refresh token "
-                         "'sandbox-refresh-token' (see the README's sandbox section).")
+                         "'sandbox-refresh-token' (see the README's sandbox section). Outreach: base_url, token "
+                         "'sandbox-outreach-token', OAuth at /outreach/oauth/token (docs/outreach.md).")
     sbx.add_argument("--host", default="127.0.0.1")
     sbx.add_argument("--port", type=int, default=8765)
     sbx.add_argument("--job", type=Path, help="take budgets and fault injection from this job's [sandbox] table")

@@ -371,3 +371,36 @@ def test_env_and_oauth_methods_are_checked_before_anything_is_sent(tmp_path: Pat
     job.write_text(text.replace('method = "env"', 'method = "api_key"'))
     with pytest.raises(JobError, match="Unknown connection.auth.method 'api_key' for Outreach"):
         prepare(load_job(job))
+
+
+def test_live_paths_against_a_served_sandbox_env_and_oauth(tmp_path: Path, monkeypatch) -> None:
+    """`batchrunner sandbox` serves Outreach; the env token and the OAuth refresh both run the demo."""
+    from conftest import sandbox_server
+    from live_helpers import audit, live_job, run_job, summary_of
+
+    from batchrunner.check import check
+
+    csv_name = "outreach_enrolment.csv"
+    with sandbox_server("outreach_rotate_refresh=true") as url:
+        monkeypatch.setenv("OUTREACH_ACCESS_TOKEN", "sandbox-outreach-token")
+        env_job = live_job(tmp_path, "outreach-enrolment.toml", csv_name,
+                           f'base_url = "{url}"\nauth = {{ method = "env" }}', name="env.toml")
+        checked = anyio.run(lambda: check(load_job(env_job)))
+        assert checked.ok, checked
+        first = summary_of(run_job(env_job))
+        assert first["mode"] == "LIVE" and first["auth_method"] == "env" and first["counts"]["succeeded"] == 9
+        for key, value in {"OUTREACH_CLIENT_ID": "sandbox-client-id", "OUTREACH_CLIENT_SECRET": "sandbox-client-secret",
+                           "OUTREACH_REFRESH_TOKEN": "sandbox-refresh-token"}.items():
+            monkeypatch.setenv(key, value)
+        token_file = tmp_path / "secret" / "outreach.json"
+        oauth_job = live_job(tmp_path, "outreach-enrolment.toml", csv_name, f'''
+base_url = "{url}"
+auth = {{ method = "oauth", token_file = "{token_file}", token_url = "{url}/outreach/oauth/token" }}''',
+                             name="oauth.toml")
+        second = summary_of(run_job(oauth_job))
+        assert second["auth_method"] == "oauth" and second["stopped"] is None
+        assert second["counts"]["skipped"] == 11  # everyone from the first run is in their sequence now
+        assert json.loads(token_file.read_text())["refresh_token"] != "sandbox-refresh-token"  # rotated, stored
+        org = audit(url)["OutreachEmulator"]
+        assert max(org["enrolments"].values()) == 1 and org["tokens_issued"] == 1
+        assert "sandbox-refresh-token" not in json.dumps(second)

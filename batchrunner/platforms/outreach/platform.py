@@ -71,3 +71,22 @@ class OutreachPlatform:
         session.provider = provider
         session.target = base_url
         return session
+
+    async def check(self, job: Job, client: httpx.AsyncClient, result: Any) -> None:
+        """`batchrunner check`: reads only. The token is accepted, the budget headers come back,
+        and the job's default mailbox exists."""
+        probe = await client.get("/api/v2/sequences", params={"page[size]": "1"})
+        result.add("authenticate", probe.status_code == 200, "Outreach accepted the token" if probe.status_code == 200
+                   else f"GET /api/v2/sequences answered HTTP {probe.status_code}")
+        limit, remaining = probe.headers.get("x-ratelimit-limit"), probe.headers.get("x-ratelimit-remaining")
+        result.info["budget"] = {"limit_hour": limit, "remaining_hour": remaining,
+                                 "reset": probe.headers.get("x-ratelimit-reset")}
+        result.add("budget headers", remaining is not None, f"{remaining} of {limit} requests left this hour"
+                   if remaining is not None else "no X-RateLimit-Remaining header")
+        if probe.status_code == 200 and job.outreach.mailbox_email:
+            found = await client.get("/api/v2/mailboxes", params={"filter[email]": job.outreach.mailbox_email})
+            emails = [str((m.get("attributes") or {}).get("email", "")).lower()
+                      for m in (found.json().get("data") or [] if found.status_code == 200 else [])]
+            result.add("default mailbox", job.outreach.mailbox_email.lower() in emails,
+                       f"{job.outreach.mailbox_email}: " + ("found" if job.outreach.mailbox_email.lower() in emails
+                                                            else f"not found (HTTP {found.status_code})"))
