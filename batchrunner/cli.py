@@ -89,11 +89,12 @@ def _parser() -> argparse.ArgumentParser:
                          "salesforce-trackers (active ActionCadenceTracker records with the cadence name and the "
                          "target's ID, object and email). The connection comes from --job, --sandbox, or the "
                          "environment (SALESLOFT_API_KEY; SF_ACCESS_TOKEN and SF_INSTANCE_URL).", epilog=EPILOG)
-    exp.add_argument("what", choices=["salesloft-memberships", "salesforce-trackers"])
+    exp.add_argument("what", choices=["salesloft-memberships", "salesforce-trackers", "outreach-sequence-states"])
     exp.add_argument("--cadence", action="append", default=[], metavar="NAME|ID",
                      help="only this cadence (repeatable); names are matched exactly")
     exp.add_argument("--on-cadence-only", action="store_true",
-                     help="salesloft-memberships: only people currently on the cadence")
+                     help="salesloft-memberships: only people currently on the cadence; "
+                     "outreach-sequence-states: only active, pending or paused states")
     exp.add_argument("--output", "-o", type=Path, help="write the CSV here (default: standard output)")
     exp.add_argument("--job", type=Path, help="use this job file's [connection], [limits] and [sandbox]")
     exp.add_argument("--sandbox", action="store_true", help="read the in-process sandbox (its seed data)")

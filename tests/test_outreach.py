@@ -404,3 +404,29 @@ auth = {{ method = "oauth", token_file = "{token_file}", token_url = "{url}/outr
         org = audit(url)["OutreachEmulator"]
         assert max(org["enrolments"].values()) == 1 and org["tokens_issued"] == 1
         assert "sandbox-refresh-token" not in json.dumps(second)
+
+
+def test_export_sequence_states_and_migrations_both_ways(tmp_path: Path) -> None:
+    """The export reads (never writes) the org; migration jobs carry people to Salesloft and back."""
+    from batchrunner.export import export_job, run_export
+
+    job = export_job("outreach", sandbox=True)
+    result, columns = anyio.run(lambda: run_export("outreach-sequence-states", job, ["Q4 Outbound"], True))
+    assert columns[0] == "sequence_state_id"
+    assert [(r["prospect_email"], r["state"]) for r in result.rows][:2] == [
+        ("amara.weber@meridian.example.com", "active"), ("noah.moreau@orbit.example.com", "paused")]
+    assert {r["state"] for r in result.rows} <= {"active", "pending", "paused"} and len(result.rows) == 5
+    committed = (REPO / "sample_data" / "migration" / "outreach_sequence_states.csv").read_text().splitlines()
+    assert [line.split(",")[:3] for line in committed[1:]] == [
+        [str(r["sequence_state_id"]), str(r["prospect_id"]), r["prospect_email"]] for r in result.rows]
+    from batchrunner.sandbox.factory import build_sandbox
+
+    to_sl = summary_for(_run(_job(tmp_path, "migrate-outreach-to-salesloft.toml"), build_sandbox(), FakeClock()))
+    assert to_sl == {"succeeded": 4, "skipped": 1}  # one person was already on the Salesloft cadence
+    from_sl = summary_for(_run(_job(tmp_path, "migrate-salesloft-to-outreach.toml"), build_sandbox(), FakeClock()))
+    assert from_sl == {"succeeded": 5, "failed": 2, "invalid": 1, "skipped": 1}
+
+
+def summary_for(result) -> dict[str, int]:
+    counts = json.loads((result.run_dir / "summary.json").read_text())["counts"]
+    return {k: v for k, v in counts.items() if v}

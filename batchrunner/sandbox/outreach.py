@@ -33,8 +33,9 @@ LIVE = ("active", "pending", "paused")
 #: action -> (states it may start from, the state it leaves)  (spec: actions on a sequence state;
 #: sandbox choice: which starting states each action accepts)
 TRANSITIONS = {"finish": (LIVE, "finished"), "pause": (("active", "pending"), "paused"), "resume": (("paused",), "active")}
-LIST_FILTERS = {"prospects": ("filter[emails]",), "sequences": ("filter[name]",), "mailboxes": ("filter[email]",),
-                "sequenceStates": ("filter[prospect][id]", "filter[sequence][id]")}
+LIST_FILTERS = {"prospects": ("filter[emails]", "filter[id]"), "sequences": ("filter[name]", "filter[id]"),
+                "mailboxes": ("filter[email]", "filter[id]"),
+                "sequenceStates": ("filter[prospect][id]", "filter[sequence][id]", "filter[id]")}
 
 
 def _error(status: int, ident: str, title: str, detail: str, pointer: str | None = None,
@@ -290,6 +291,8 @@ class OutreachEmulator:
         a = r.get("attributes") or {}
         for key, values in wanted.items():
             if key == "filter[emails]" and not {e.lower() for e in a.get("emails", [])} & {v.lower() for v in values}:
+                return False
+            if key == "filter[id]" and str(r["id"]) not in values:  # spec: filter by id, a list
                 return False
             if key == "filter[name]" and a.get("name") not in values:
                 return False
