@@ -430,3 +430,27 @@ def test_export_sequence_states_and_migrations_both_ways(tmp_path: Path) -> None
 def summary_for(result) -> dict[str, int]:
     counts = json.loads((result.run_dir / "summary.json").read_text())["counts"]
     return {k: v for k, v in counts.items() if v}
+
+
+class FailStateReads:
+    """An ASGI wrapper: every read of sequence states answers 500 (the confirming look-up fails)."""
+
+    def __init__(self, inner: SandboxApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("method") == "GET" and scope.get("path", "").startswith("/api/v2/sequenceStates"):
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.inner(scope, receive, send)
+
+
+def test_a_refusal_that_cannot_be_confirmed_fails_the_row_and_the_run_goes_on(tmp_path: Path) -> None:
+    job = _job(tmp_path, "outreach-enrolment.toml")
+    job.write_text(job.read_text().replace("concurrency = 4", "concurrency = 4\nmax_attempts = 2"))
+    result = _run(job, FailStateReads(SandboxApp([OutreachEmulator()])), clock=FakeClock())
+    rows = {r["Email"]: r for r in _results(result)}
+    noah = rows["noah.moreau@orbit.example.com"]  # already in the sequence: 422, then the read fails
+    assert noah["_status"] == "failed" and "could not read the sequence state" in noah["_error_message"]
+    assert sum(r["_status"] == "succeeded" for r in rows.values()) == 9

@@ -77,11 +77,11 @@ class OutreachSession:
             else:
                 pending.append((unit, ids))
         by_pair = [(u, ids) for u, ids in pending if u.operation != "add" and STATE not in ids]
+        problem_text = ""
         try:
             states = await self.lookups.states(io, {(ids["prospect_id"], ids["sequence_id"]) for _, ids in by_pair})
-        except LookupFailed as exc:
-            states = None
-            problem_text = str(exc)
+        except (LookupFailed, httpx.TransportError) as exc:
+            states, problem_text = None, str(exc)
         ready: list[WorkUnit] = []
         for unit, ids in pending:
             row = unit.rows[0]
@@ -96,7 +96,10 @@ class OutreachSession:
                     continue
             self.resolved[row] = ids
             if row in unit.unsure:  # sent by an earlier process, answer never read: did it happen?
-                done = await self._already_done(unit.operation, row, ids, io)
+                try:
+                    done = await self._already_done(unit.operation, row, ids, io)
+                except (LookupFailed, httpx.TransportError):
+                    done = None  # sent again: a repeat is refused (422 / 404) and then reconciled
                 if done is not None:
                     done.attempts = unit.attempts
                     decided.append(done)
@@ -210,7 +213,11 @@ class OutreachSession:
         if status in (200, 201, 204):
             verdict.outcomes.append(RowOutcome(row, Status.SUCCEEDED, result=self._success(op, ids, response)))
         elif status == 422:
-            verdict.outcomes.append(await self._refused(unit, ids, response, io))
+            try:
+                verdict.outcomes.append(await self._refused(unit, ids, response, io))
+            except (LookupFailed, httpx.TransportError) as exc:  # refused, and what is true cannot be read
+                verdict.outcomes.append(RowOutcome(row, Status.FAILED, "VALIDATION_ERROR", f"{error_text(response)} "
+                                                   f"(could not read the sequence state to confirm: {exc})"))
         elif status == 404 and op != "add":
             gone = row in unit.unsure and op == "remove"
             verdict.outcomes.append(
