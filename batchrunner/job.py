@@ -40,6 +40,7 @@ class OutreachSettings:
     require_mailbox: bool = False  # refuse `add` rows with no mailbox at all (row or default)
     page_size: int = 100  # JSON:API page[size] for look-ups (the documented maximum 1000 is unconfirmed)
     lookup_batch: int = 50  # values per filter list (filter[emails]=a,b,...), kept short for URL length
+    users: dict[str, Any] = field(default_factory=dict)  # user email -> {token_file | token_env}: rows sent as them
 
 
 @dataclass

@@ -454,3 +454,56 @@ def test_a_refusal_that_cannot_be_confirmed_fails_the_row_and_the_run_goes_on(tm
     noah = rows["noah.moreau@orbit.example.com"]  # already in the sequence: 422, then the read fails
     assert noah["_status"] == "failed" and "could not read the sequence state" in noah["_error_message"]
     assert sum(r["_status"] == "succeeded" for r in rows.values()) == 9
+
+
+def test_rows_owned_by_other_users_go_with_their_tokens(tmp_path: Path) -> None:
+    """[outreach.users]: a row's user_email picks the token it is sent with (and whose hourly budget
+    it spends); look-ups go as the job's user; a user without a token fails the row."""
+    (tmp_path / "in.csv").write_text("Email,Sequence,Owner\n"
+                                     "kwame.aziz@brightpath.example.com,Q4 Outbound,\n"
+                                     "yara.jensen@cobalt.example.com,Q4 Outbound,rafael.ortiz@acme.example.com\n"
+                                     "henrik.nwosu@evergreen.example.com,Call Blitz,RAFAEL.ORTIZ@acme.example.com\n"
+                                     "mei.tanaka@helix.example.com,Q4 Outbound,busy.sender@acme.example.com\n")
+    job = tmp_path / "multi.toml"
+    job.write_text(f'''name = "multi"
+platform = "outreach"
+operation = "add"
+input = "in.csv"
+output_dir = "{tmp_path}/runs"
+[columns]
+prospect_email = "Email"
+sequence_name = "Sequence"
+user_email = "Owner"
+[outreach]
+mailbox_id = 11
+[outreach.users]
+"rafael.ortiz@acme.example.com" = {{ token_env = "UNUSED_IN_THE_SANDBOX" }}
+[connection]
+sandbox = true
+''')
+    emu = OutreachEmulator()
+    rows = _results(_run(job, SandboxApp([emu]), clock=FakeClock()))
+    assert [r["_status"] for r in rows] == ["succeeded", "succeeded", "succeeded", "failed"]
+    assert rows[3]["_error_code"] == "USER_NOT_CONFIGURED"
+    assert emu.audit()["enrolled_by"] == {"1": 1, "2": 2}  # user 2 is Rafael: his rows, his token
+    assert emu.budget.remaining(2) == 10000 - 2 and emu.budget.remaining(1) < 10000 - 2  # look-ups: user 1
+
+
+def test_multi_user_oauth_providers_are_checked_before_anything_is_sent(tmp_path: Path, monkeypatch) -> None:
+    from batchrunner.errors import JobError
+    from batchrunner.platforms.outreach.auth import OutreachOAuth, user_providers
+
+    job = _job(tmp_path, "outreach-enrolment.toml", '\n[outreach.users."rafael.ortiz@acme.example.com"]\n'
+               'token_file = "rafael.json"\nrefresh_token_env = "RAFAEL_REFRESH"\n')
+    job.write_text(job.read_text().replace("sandbox = true", 'sandbox = false\nauth = { method = "oauth", '
+                                                            'token_file = "me.json" }'))
+    for key, value in {"OUTREACH_CLIENT_ID": "id", "OUTREACH_CLIENT_SECRET": "secret",
+                       "OUTREACH_REFRESH_TOKEN": "mine"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RAFAEL_REFRESH", raising=False)
+    with pytest.raises(JobError, match="RAFAEL_REFRESH"):
+        prepare(load_job(job))
+    monkeypatch.setenv("RAFAEL_REFRESH", "his")
+    providers = user_providers(load_job(job))
+    assert isinstance(providers["rafael.ortiz@acme.example.com"], OutreachOAuth)
+    assert providers["rafael.ortiz@acme.example.com"].token_file == tmp_path / "rafael.json"

@@ -104,6 +104,8 @@ class OutreachEmulator:
         self.issued: dict[str, tuple[int, float]] = {}  # access token -> (user, expires at)
         self.last_token: dict[int, float] = {}  # user -> when the last access token was issued
         self.enrolments: dict[str, int] = {}  # "prospect:sequence" -> states created (crash tests)
+        self.acting: int | None = None
+        self.enrolled_by: dict[str, int] = {}  # user id -> states that user's requests created
         self.posts: dict[str, int] = {}  # "prospect:sequence" -> enrol requests received (re-sends show here)
         self.actions: dict[str, int] = {}  # "state:action" -> transitions made
         self.deletes: dict[int, int] = {}
@@ -125,6 +127,7 @@ class OutreachEmulator:
             wait = str(max(1, self.budget.reset_at() - math.floor(self.clock())))
             return _error(429, "rateLimitExceeded", "Rate Limit Exceeded", "You have exceeded your permitted rate "
                           "limit; try again after the reset", headers={**self.budget.headers(user), "Retry-After": wait})
+        self.acting = user  # whose request this is (sandbox audit: who enrolled whom)
         response = self._route(request)
         # sandbox choice: answers are snapshots; a holder never sees later changes
         response.body = copy.deepcopy(response.body)
@@ -222,6 +225,7 @@ class OutreachEmulator:
         self.states[self._next_id] = record
         self._next_id += 1
         self.enrolments[key] = self.enrolments.get(key, 0) + 1
+        self.enrolled_by[str(self.acting)] = self.enrolled_by.get(str(self.acting), 0) + 1
         return SandboxResponse(201, {"data": record})  # spec: 201 with the new state
 
     def act(self, sid: int, action: str) -> SandboxResponse:
@@ -348,7 +352,8 @@ class OutreachEmulator:
 
     def audit(self) -> dict[str, Any]:
         """The org's own record of what was done, for tests that must prove nothing happened twice."""
-        return {"enrolments": dict(self.enrolments), "posts": dict(self.posts), "actions": dict(self.actions),
+        return {"enrolments": dict(self.enrolments), "posts": dict(self.posts), "enrolled_by": dict(self.enrolled_by),
+                "actions": dict(self.actions),
                 "deletes": {str(k): v for k, v in self.deletes.items()}, "requests": self.requests,
                 "rejected_429": self.rejected_429, "token_429": self.token_429, "tokens_issued": len(self.issued),
                 "live": sum(s["attributes"]["state"] in LIVE for s in self.states.values())}

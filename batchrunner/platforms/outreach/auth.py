@@ -100,3 +100,44 @@ def provider_for(job: Job, **kw: Any) -> TokenProvider:
                         f"Outreach refresh token ({path} does not exist yet)", "Outreach")
     url = check_url(text_key(auth, "token_url", TOKEN_URL), "connection.auth.token_url")
     return OutreachOAuth(url, client_id, client_secret, path, seed, text_key(auth, "redirect_uri"), **kw)
+
+
+USER_KEYS = {"oauth": ("token_file", "refresh_token_env"), "env": ("token_env",)}
+
+
+def user_providers(job: Job, **kw: Any) -> dict[str, TokenProvider]:
+    """``[outreach.users]``: one provider per user whose rows go with their own token. With
+    ``oauth`` they share the job's client id and secret, each with their own refresh-token file;
+    with ``env`` each names the variable holding their access token."""
+    auth, method = job.connection.auth, method_of(job)
+    out: dict[str, TokenProvider] = {}
+    for email, spec in job.outreach.users.items():
+        where = f"[outreach.users.\"{email}\"]"
+        if not isinstance(spec, dict):
+            raise JobError(f"{where} must be a table, e.g. {{ {USER_KEYS[method][0]} = \"...\" }}.")
+        for key in spec:
+            if key not in USER_KEYS[method]:
+                raise JobError(f"Unknown key {key!r} in {where} for method {method!r} "
+                               f"(use {', '.join(USER_KEYS[method])}).")
+        if method == "env":
+            name = text_key(spec, "token_env")
+            if not name:
+                raise JobError(f"{where} needs token_env: the variable holding that user's access token.")
+            out[email.lower()] = StaticToken(from_env(name, f"Outreach access token of {email}", "Outreach"), "env")
+            continue
+        token_file = text_key(spec, "token_file")
+        if not token_file:
+            raise JobError(f"{where} needs token_file: where that user's refresh token is kept.")
+        path = (job.path.parent / Path(token_file).expanduser()).resolve()
+        seed = None
+        if not read_token_file(path).get("refresh_token"):
+            seed = from_env(text_key(spec, "refresh_token_env") or "", f"refresh token of {email} ({path} does not "
+                            "exist yet; name its variable with refresh_token_env)", "Outreach")
+        client_id = from_env(text_key(auth, "client_id_env", "OUTREACH_CLIENT_ID"), "Outreach OAuth client id",
+                             "Outreach", secret=False)
+        client_secret = from_env(text_key(auth, "client_secret_env", "OUTREACH_CLIENT_SECRET"),
+                                 "Outreach OAuth client secret", "Outreach")
+        url = check_url(text_key(auth, "token_url", TOKEN_URL), "connection.auth.token_url")
+        out[email.lower()] = OutreachOAuth(url, client_id, client_secret, path, seed, text_key(auth, "redirect_uri"),
+                                           **kw)
+    return out

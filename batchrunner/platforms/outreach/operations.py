@@ -27,6 +27,8 @@ _sequence = (
     Field("sequence_id", PositiveInt(), description="Outreach sequence ID"),
     Field("sequence_name", Text(), send=False, description="looked up by exact name; two sequences with one name fail"),
 )
+_user = Field("user_email", Email(), send=False,
+              description="send the row as this Outreach user (a key of [outreach.users]); default: the token's user")
 _mailbox = (
     Field("mailbox_id", PositiveInt(), description="sending mailbox ID (default: [outreach] mailbox_id of the job)"),
     Field("mailbox_email", Email(), send=False,
@@ -38,7 +40,7 @@ def _state_operation(name: str, wire: str, description: str, aliases: tuple[str,
     """finish / pause / resume / remove all name one sequence state: by its id, or prospect + sequence."""
     return Operation(
         name, wire,
-        (Field(STATE, PositiveInt(), description="sequence state ID"), *_prospect, *_sequence),
+        (Field(STATE, PositiveInt(), description="sequence state ID"), *_prospect, *_sequence, _user),
         description,
         one_of=((STATE, *PROSPECT),), one_of_unless=((STATE, SEQUENCE),),
         target_fields=(STATE, *PROSPECT), aliases=aliases,
@@ -50,7 +52,7 @@ CATALOG = Catalog(
     (
         Operation(
             "add", "POST /api/v2/sequenceStates",
-            (*_prospect, *_sequence, *_mailbox),
+            (*_prospect, *_sequence, *_mailbox, _user),
             "Add (enrol) a prospect to a sequence",
             one_of=(PROSPECT, SEQUENCE), at_most_one=(MAILBOX,),
             target_fields=PROSPECT, aliases=("enrol", "enroll", "create_sequence_state", "add_to_sequence"),

@@ -17,6 +17,7 @@ from batchrunner.job import Job
 from batchrunner.platforms.base import Catalog, bearer_client
 from batchrunner.platforms.outreach.operations import CATALOG
 from batchrunner.platforms.outreach.session import OutreachSession
+from batchrunner.platforms.outreach.users import UserRoutedAuth, sandbox_tokens
 
 DEFAULT_BASE_URL = "https://api.outreach.io"
 SANDBOX_TOKEN = "sandbox-outreach-token"  # the seed org's default user (sample_data/sandbox/outreach_org.json)
@@ -46,10 +47,16 @@ class OutreachPlatform:
         Live: checks the credentials' variables and files without contacting anything."""
         conn = job.connection
         if conn.sandbox:
+            if job.outreach.users:
+                sandbox_tokens(list(job.outreach.users))  # an unknown user stops here, before any row
             return conn.base_url, {"Authorization": f"Bearer {SANDBOX_TOKEN}"}, conn.base_url or "in-process sandbox"
         from batchrunner.auth import check_url
 
-        provider = self.token_provider(job)
+        self.token_provider(job)
+        if job.outreach.users:
+            from batchrunner.platforms.outreach.auth import user_providers
+
+            user_providers(job)
         url = check_url(conn.base_url or DEFAULT_BASE_URL, "The Outreach base_url")
         return url, {}, url
 
@@ -64,12 +71,44 @@ class OutreachPlatform:
     async def open_session(self, job: Job, make_client: Callable[[str | None, dict[str, str]], httpx.AsyncClient],
                            provider: Any = None) -> OutreachSession:
         base_url, headers, _ = self.endpoint(job)
+        if job.outreach.users:
+            return await self._multi_user_session(job, make_client, base_url, provider)
         if job.connection.sandbox:
             return self._session(job, make_client(base_url, headers))
         provider = provider or self.token_provider(job)
         session = self._session(job, await bearer_client(provider, make_client, base_url))
         session.provider = provider
         session.target = base_url
+        return session
+
+    async def _multi_user_session(self, job: Job, make_client: Callable[..., httpx.AsyncClient],
+                                  base_url: str | None, provider: Any) -> OutreachSession:
+        """[outreach.users]: every user's first token is fetched before any row is sent."""
+        from batchrunner.auth import StaticToken
+
+        if job.connection.sandbox:
+            provider = StaticToken(SANDBOX_TOKEN, "sandbox")
+            tokens = sandbox_tokens(list(job.outreach.users))
+            users: dict[str, Any] = {email: StaticToken(token, "sandbox") for email, token in tokens.items()}
+        else:
+            from batchrunner.platforms.outreach.auth import user_providers
+
+            provider = provider or self.token_provider(job)
+            users = user_providers(job)
+        everyone = [provider, *users.values()]
+        try:
+            for each in everyone:
+                await each.get_token()
+        except BaseException:
+            for each in everyone:
+                await each.aclose()
+            raise
+        client = make_client(base_url, {})
+        client.auth = UserRoutedAuth(provider, users)
+        session = self._session(job, client)
+        session.provider = provider
+        session.user_providers = users
+        session.target = base_url or "in-process sandbox"
         return session
 
     async def check(self, job: Job, client: httpx.AsyncClient, result: Any) -> None:

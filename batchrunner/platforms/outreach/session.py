@@ -21,6 +21,7 @@ from batchrunner.platforms.base import RateSignal, RowSource, SessionIO, StopRun
 from batchrunner.platforms.outreach.lookups import LIVE_STATES, LookupFailed, Lookups, attrs
 from batchrunner.platforms.outreach.operations import STATE
 from batchrunner.platforms.outreach.responses import TRANSIENT, code_for, error_text, rate_signal
+from batchrunner.platforms.outreach.users import EXTENSION
 
 JSONAPI = "application/vnd.api+json"
 ACTIONS = ("finish", "pause", "resume")
@@ -45,6 +46,8 @@ class OutreachSession:
         self.settings = settings or OutreachSettings()
         self.lookups = Lookups(self.settings.page_size, self.settings.lookup_batch)
         self.resolved: dict[int, Ids] = {}  # row -> ids to send
+        self.sender: dict[int, str] = {}  # row -> the user it is sent as ([outreach.users]; else the token's)
+        self.users = {e.lower() for e in self.settings.users}
         self.reserve, self.wall = reserve, wall
 
     def rows_per_request(self, operation: str) -> int:
@@ -95,6 +98,13 @@ class OutreachSession:
                     decided.append(early)
                     continue
             self.resolved[row] = ids
+            user = data[row].get("user_email")
+            if user:
+                if user.lower() not in self.users:
+                    decided.append(RowOutcome(row, Status.FAILED, "USER_NOT_CONFIGURED", f"no token for Outreach user "
+                                              f"{user!r}: add it to [outreach.users]"))
+                    continue
+                self.sender[row] = user.lower()
             if row in unit.unsure:  # sent by an earlier process, answer never read: did it happen?
                 try:
                     done = await self._already_done(unit.operation, row, ids, io)
@@ -185,15 +195,19 @@ class OutreachSession:
     def build_request(self, unit: WorkUnit, rows: list[dict[str, Any]]) -> httpx.Request:
         ids = self.resolved[unit.rows[0]]
         headers = {"Content-Type": JSONAPI, "Accept": JSONAPI}
+        sender = self.sender.get(unit.rows[0])
+        extensions = {EXTENSION: sender} if sender else None
         if unit.operation == "remove":
-            return self.client.build_request("DELETE", f"/api/v2/sequenceStates/{ids[STATE]}", headers=headers)
+            return self.client.build_request("DELETE", f"/api/v2/sequenceStates/{ids[STATE]}", headers=headers,
+                                             extensions=extensions)
         if unit.operation in ACTIONS:
             return self.client.build_request("POST", f"/api/v2/sequenceStates/{ids[STATE]}/actions/{unit.operation}",
-                                             headers=headers)
+                                             headers=headers, extensions=extensions)
         relationships = {name: {"data": {"type": name, "id": ids[f"{name}_id"]}}
                          for name in ("prospect", "sequence", "mailbox") if f"{name}_id" in ids}
         body = {"data": {"type": "sequenceState", "relationships": relationships}}
-        return self.client.build_request("POST", "/api/v2/sequenceStates", headers=headers, content=jsonio.dumps(body))
+        return self.client.build_request("POST", "/api/v2/sequenceStates", headers=headers, content=jsonio.dumps(body),
+                                         extensions=extensions)
 
     async def interpret(self, unit: WorkUnit, rows: list[dict[str, Any]], response: httpx.Response,
                         io: SessionIO) -> Verdict:
@@ -296,6 +310,6 @@ class OutreachSession:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        provider = getattr(self, "provider", None)
-        if provider is not None:
-            await provider.aclose()
+        for provider in [getattr(self, "provider", None), *getattr(self, "user_providers", {}).values()]:
+            if provider is not None:
+                await provider.aclose()
