@@ -89,6 +89,8 @@ async def check(job: Job, *, sandbox_app: Any | None = None) -> CheckResult:
         client: httpx.AsyncClient = session.client
         if job.platform == "salesforce":
             await _salesforce(job, platform, client, result)
+        elif hasattr(platform, "check"):  # a platform that brings its own read-only checks
+            await platform.check(job, client, result)
         else:
             await _salesloft(client, result)
         if all(c["ok"] for c in result.checks if c["name"] == "authenticate"):

@@ -31,6 +31,9 @@ EXPORTS = {
     "salesforce-trackers": (
         "Salesforce active ActionCadenceTracker records, with the cadence name and the target's ID, object and email",
         "Read with SOQL queries (GET), paged by the query's nextRecordsUrl."),
+    "outreach-sequence-states": (
+        "Outreach sequence states, with each prospect's email and each sequence's name",
+        "Paged by links.next; --on-cadence-only keeps active, pending and paused states (docs/outreach.md)."),
 }
 
 
@@ -108,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     ops = sub.add_parser("operations", help="list the operations of a platform and their fields",
                          description="The operation catalog: operations, their fields, which are required and "
                          "what values are allowed.")
-    ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft"], help="one platform (default: all)")
+    ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft", "outreach"],
+                     help="one platform (default: all)")
     ops.add_argument("--json", action="store_true", help="print the catalog as one JSON object")
 
     exp = sub.add_parser("export", help="export Salesloft memberships or Salesforce cadence trackers as CSV",
@@ -121,8 +125,9 @@ def _parser() -> argparse.ArgumentParser:
                                 "SF_INSTANCE_URL).", epilog=EXPORT_EPILOG)
         kind.add_argument("--cadence", action="append", default=[], metavar="NAME|ID",
                           help="only this cadence (repeatable); names are matched exactly")
-        if what == "salesloft-memberships":
-            kind.add_argument("--on-cadence-only", action="store_true", help="only people currently on the cadence")
+        if what != "salesforce-trackers":
+            kind.add_argument("--on-cadence-only", action="store_true", help="only people currently on the "
+                              "cadence (Outreach: active, pending or paused states)")
         kind.add_argument("--output", "-o", type=Path, help="write the CSV here (default: standard output)")
         kind.add_argument("--job", type=Path, help="use this job file's [connection], [limits] and [sandbox]")
         kind.add_argument("--sandbox", action="store_true", help="read the in-process sandbox (its seed data)")
@@ -143,7 +148,8 @@ def _parser() -> argparse.ArgumentParser:
                          "'sandbox-token', Salesloft 'sandbox-key'. State lives as long as the server. It also serves the "
                          "OAuth token endpoints (Salesforce /services/oauth2/token, Salesloft /oauth/token) for one "
                          "client, id 'sandbox-client-id', secret 'sandbox-client-secret', refresh token "
-                         "'sandbox-refresh-token' (see docs/sandbox.md).")
+                         "'sandbox-refresh-token' (see docs/sandbox.md). Outreach: base_url, token "
+                         "'sandbox-outreach-token', OAuth at /outreach/oauth/token (docs/outreach.md).")
     sbx.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     sbx.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     sbx.add_argument("--job", type=Path, help="take budgets and fault injection from this job's [sandbox] table")

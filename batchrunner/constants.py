@@ -37,12 +37,20 @@ class ConstantCheck:
 
 
 def _module(platform: str) -> Any:
-    return importlib.import_module(f"batchrunner.platforms.{platform}.constants")
+    """The platform's look-up of named constants, or None: a platform package may leave it out
+    (its constants are then checked row by row, as before)."""
+    try:
+        return importlib.import_module(f"batchrunner.platforms.{platform}.constants")
+    except ModuleNotFoundError:
+        return None
 
 
 def named_constants(job: Job) -> dict[str, str]:
     """The job's ``{ value = ... }`` columns whose field names a platform record (cadence, user)."""
-    named = _module(job.platform).NAMED
+    module = _module(job.platform)
+    if module is None:
+        return {}
+    named = module.NAMED
     return {name: spec.value for name, spec in job.columns.items() if spec.value is not None and name in named}
 
 

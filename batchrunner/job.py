@@ -16,7 +16,7 @@ from typing import Any, get_type_hints
 
 from batchrunner.errors import JobError, did_you_mean
 
-PLATFORMS = ("salesforce", "salesloft")
+PLATFORMS = ("salesforce", "salesloft", "outreach")
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Limits:
     api_reserve: int = 0  # Salesforce: stop before the org's remaining daily calls fall below this
     rate_window: str = "fixed"  # Salesloft budget window: "fixed" clock minute or "rolling" 60 s (unconfirmed)
     # issue 13/14 (docs/limits.md): bounds on what a server can make the run do
-    max_server_wait: float = 900.0  # longest Retry-After obeyed; past it the run stops (resumably)
+    max_server_wait: float = 3900.0  # longest Retry-After obeyed (an hourly window + slack); past it: stop, resumably
     max_response_bytes: int = 32 * 1024 * 1024  # a longer answer is not read (RESPONSE_TOO_LARGE)
     circuit_breaker: int = 20  # stop if the first N requests fail every row with one code (0 = off)
 
@@ -57,6 +57,18 @@ def check_limits(limits: Limits) -> None:
             raise JobError(f"limits.{name} must be more than 0 seconds, got {getattr(limits, name)!r}.")
     if limits.rate_window not in ("fixed", "rolling"):
         raise JobError(f"limits.rate_window must be \"fixed\" or \"rolling\", got {limits.rate_window!r}.")
+
+
+@dataclass
+class OutreachSettings:
+    """``[outreach]``: Outreach facts that are unconfirmed, as settings with safe defaults (docs/outreach.md)."""
+
+    mailbox_id: int = 0  # mailbox for `add` rows that name none (0 = none: the row's own, or no mailbox)
+    mailbox_email: str | None = None  # the same, looked up by email (give one of the two)
+    require_mailbox: bool = False  # refuse `add` rows with no mailbox at all (row or default)
+    page_size: int = 100  # JSON:API page[size] for look-ups (the documented maximum 1000 is unconfirmed)
+    lookup_batch: int = 50  # values per filter list (filter[emails]=a,b,...), kept short for URL length
+    users: dict[str, Any] = field(default_factory=dict)  # user email -> {token_file | token_env}: rows sent as them
 
 
 @dataclass
@@ -87,6 +99,9 @@ class SandboxSettings:
     oauth_token_ttl: float = 7200.0  # seconds an issued access token is accepted
     oauth_token_uses: int = 0  # an issued access token is refused after this many requests (0 = never)
     oauth_sf_rotate_refresh: bool = False  # Salesforce refresh token rotation (a connected-app option)
+    outreach_budget_per_hour: int = 10000  # Outreach per-user hourly request budget in the emulator
+    outreach_token_interval: float = 60.0  # Outreach: seconds between new access tokens per user/app
+    outreach_rotate_refresh: bool = False  # Outreach: whether a refresh returns a new refresh token
 
 
 @dataclass
@@ -159,6 +174,7 @@ class Job:
     report_bom: bool = False  # results.csv / errors.csv start with a UTF-8 BOM (for Excel; docs/reports.md)
     report_xlsx: bool = False  # also results.xlsx / errors.xlsx, every cell text (needs the [xlsx] extra)
     max_removals: int | str | None = None  # sync: removal guard, a count or "N%" (sync.parse_max_removals)
+    outreach: OutreachSettings = field(default_factory=OutreachSettings)  # [outreach]
 
     @property
     def is_sandbox(self) -> bool:
@@ -168,7 +184,7 @@ class Job:
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
     "wire_values", "encoding", "delimiter", "sheet", "mappings", "mode", "key", "remove_missing", "notify",
-    "report_bom", "report_xlsx", "max_removals",
+    "report_bom", "report_xlsx", "max_removals", "outreach",
 )
 
 
@@ -323,6 +339,7 @@ def parse_job(raw: dict[str, Any], path: Path) -> Job:
         report_bom=raw.get("report_bom", False),
         report_xlsx=raw.get("report_xlsx", False),
         max_removals=max_removals,
+        outreach=_typed_table(raw.get("outreach", {}), OutreachSettings, "outreach"),
     )
     check_limits(job.limits)
     if job.mode == "sync" and (job.operation_column is not None or job.operation is None):

@@ -33,7 +33,7 @@ from batchrunner.platforms.base import RateSignal, StopRun
 WINDOWS = ("fixed", "rolling")
 EPS = 1e-6
 MIN_WAIT = 1e-3
-MAX_SERVER_WAIT = 900.0  # default of limits.max_server_wait
+MAX_SERVER_WAIT = 3900.0  # default of limits.max_server_wait: Outreach's hourly budget resets within an hour
 
 
 class ServerWaitTooLong(StopRun):

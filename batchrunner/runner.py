@@ -712,5 +712,5 @@ def estimate_seconds(prepared: Prepared, latency: float = 1.0) -> float:
 
 
 def _auth_method(job: Job) -> str:
-    default = "env" if job.platform == "salesforce" else "api_key"
+    default = {"salesforce": "env", "outreach": "oauth"}.get(job.platform, "api_key")
     return str(job.connection.auth.get("method", default))

@@ -23,6 +23,7 @@ from conftest import cli, copy_demo_job, sandbox_server
 
 SF_JOB, SF_CSV = "salesforce-weekly-assign.toml", "salesforce_weekly_leads.csv"
 SL_JOB, SL_CSV = "salesloft-weekly-enrolment.toml", "salesloft_weekly_enrolment.csv"
+OR_JOB, OR_CSV = "outreach-enrolment.toml", "outreach_enrolment.csv"
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -75,22 +76,28 @@ def test_salesforce_sigkill_then_resume(tmp_path: Path, point: str) -> None:
             assert any(r["_result"] and json.loads(r["_result"]).get("reconciled") is True for r in results)
 
 
+@pytest.mark.parametrize("job_name,csv_name,emulator", [(SL_JOB, SL_CSV, "SalesloftEmulator"),
+                                                         (OR_JOB, OR_CSV, "OutreachEmulator")])
 @pytest.mark.parametrize("point", ["execute.after_send:3", "execute.after_record:5"])
-def test_salesloft_sigkill_then_resume(tmp_path: Path, point: str) -> None:
+def test_salesloft_sigkill_then_resume(tmp_path: Path, point: str, job_name: str, csv_name: str,
+                                       emulator: str) -> None:
+    """One request per row, no idempotency key (Salesloft, Outreach): resume reads before re-sending."""
     with sandbox_server() as url:
-        job = copy_demo_job(tmp_path, SL_JOB, SL_CSV, url, concurrency=2)
+        job = copy_demo_job(tmp_path, job_name, csv_name, url, concurrency=2)
         crashed = cli("run", str(job), "--no-progress", cwd=tmp_path, env={"BATCHRUNNER_FAILPOINT": point})
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr
         run_dir = _only_run_dir(tmp_path)
         done = cli("resume", str(run_dir), "--no-progress", cwd=tmp_path)
         assert done.returncode == 1, done.stderr
-        results = _check_final(tmp_path, run_dir, SL_CSV)
-        enrolled = _audit(url)["SalesloftEmulator"]["enrolments"]
+        results = _check_final(tmp_path, run_dir, csv_name)
+        enrolled = _audit(url)[emulator]["enrolments"]
         assert enrolled and max(enrolled.values()) == 1  # nobody enrolled twice
         succeeded = [r for r in results if r["_status"] == "succeeded"]
         fresh = [r for r in succeeded if not json.loads(r["_result"]).get("reconciled")]
         # every enrolment made is reported; only a reconciled row may lack one of its own
         assert len(fresh) <= len(enrolled) <= len(succeeded)
+        if emulator == "OutreachEmulator":  # the org counts every enrol request: none was sent twice
+            assert max(_audit(url)[emulator]["posts"].values()) == 1
 
 
 def test_sigint_stops_resumably_and_resume_finishes(tmp_path: Path) -> None:

@@ -337,7 +337,7 @@ def test_the_new_limits_have_their_documented_defaults() -> None:
     from batchrunner.job import Limits
 
     limits = Limits()
-    assert (limits.max_server_wait, limits.max_response_bytes, limits.circuit_breaker) == (900.0, 32 << 20, 20)
+    assert (limits.max_server_wait, limits.max_response_bytes, limits.circuit_breaker) == (3900.0, 32 << 20, 20)
     doc = (Path(__file__).resolve().parents[1] / "docs" / "limits.md").read_text(encoding="utf-8")
     for name in Limits.__dataclass_fields__:
         assert f"`{name}`" in doc, name

@@ -12,7 +12,8 @@ from batchrunner.job import Job
 
 __all__ = ["ExportResult", "Reader", "export_job", "run_export", "write_csv"]
 
-WHAT = {"salesloft-memberships": "salesloft", "salesforce-trackers": "salesforce"}
+WHAT = {"salesloft-memberships": "salesloft", "salesforce-trackers": "salesforce",
+        "outreach-sequence-states": "outreach"}
 
 
 async def run_export(what: str, job: Job, cadences: list[str] | None = None,
@@ -27,6 +28,11 @@ async def run_export(what: str, job: Job, cadences: list[str] | None = None,
     except JobError as exc:
         raise JobError(f"{exc} For an export: --sandbox reads the emulator, --job JOB.toml uses a job's "
                        "[connection].") from None
+    if platform == "outreach":
+        from batchrunner.export.outreach import COLUMNS as OUTREACH_COLUMNS
+        from batchrunner.export.outreach import export_sequence_states
+
+        return await export_sequence_states(job, sequences=cadences, live_only=on_cadence_only), OUTREACH_COLUMNS
     if platform == "salesloft":
         from batchrunner.export.salesloft import COLUMNS, export_memberships
 

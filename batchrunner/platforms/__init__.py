@@ -16,7 +16,11 @@ def get_platform(name: str) -> Any:
         from batchrunner.platforms.salesloft import SalesloftPlatform
 
         return SalesloftPlatform()
+    if name == "outreach":
+        from batchrunner.platforms.outreach import OutreachPlatform
+
+        return OutreachPlatform()
     raise JobError(f"Unknown platform {name!r}.{did_you_mean(name, PLATFORM_NAMES)}")
 
 
-PLATFORM_NAMES = ("salesforce", "salesloft")
+PLATFORM_NAMES = ("salesforce", "salesloft", "outreach")

@@ -208,3 +208,19 @@ class StopRun(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+async def bearer_client(provider: Any, make_client: Callable[..., httpx.AsyncClient],
+                        base_url: str | None) -> httpx.AsyncClient:
+    """A client whose requests carry ``provider``'s token (refreshed once after a 401). The first
+    token is fetched here, so a refused credential stops the run before any row is sent."""
+    from batchrunner.auth import BearerAuth
+
+    try:
+        await provider.get_token()
+    except BaseException:
+        await provider.aclose()
+        raise
+    client = make_client(base_url, {})
+    client.auth = BearerAuth(provider)
+    return client

@@ -1,4 +1,4 @@
-"""Build the sandbox app a job asks for: both emulators, with the job's budgets and faults."""
+"""Build the sandbox app a job asks for: every emulator, with the job's budgets and faults."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from batchrunner.sandbox.faults import FaultyApp
 def build_sandbox(settings: SandboxSettings | None = None, *, record_requests: bool = False
                   ) -> SandboxApp | FaultyApp:
     from batchrunner.sandbox.oauth import OAuthServer
+    from batchrunner.sandbox.outreach import OutreachEmulator
     from batchrunner.sandbox.salesforce import SalesforceEmulator
     from batchrunner.sandbox.salesloft import SalesloftEmulator
 
@@ -19,6 +20,10 @@ def build_sandbox(settings: SandboxSettings | None = None, *, record_requests: b
         SalesforceEmulator(api_limit=settings.api_limit, api_used=settings.api_used,
                            partial_save_allowed=settings.partial_save_allowed),
         SalesloftEmulator(budget_per_minute=settings.budget_per_minute),
+        OutreachEmulator(budget_per_hour=settings.outreach_budget_per_hour,
+                         token_interval=settings.outreach_token_interval,
+                         rotate_refresh=settings.outreach_rotate_refresh, client_id=settings.oauth_client_id,
+                         client_secret=settings.oauth_client_secret, token_ttl=settings.oauth_token_ttl),
     ]
     app = SandboxApp(emulators, record_requests=record_requests)
     faults = (settings.latency_ms, settings.latency_jitter_ms, settings.error_rate, settings.reset_rate,

@@ -17,7 +17,8 @@ import httpx
 from batchrunner import secrets
 from batchrunner.job import Job
 from batchrunner.outcome import RowOutcome, Status
-from batchrunner.platforms.base import Catalog, RateSignal, RowSource, SessionIO, StopRun, Verdict, WorkUnit
+from batchrunner.platforms.base import (Catalog, RateSignal, RowSource, SessionIO, StopRun, Verdict, WorkUnit,
+                                       bearer_client)
 from batchrunner.platforms.salesloft.lookups import LookupFailed, Lookups, error_text, read
 from batchrunner.platforms.salesloft.operations import CATALOG
 
@@ -347,17 +348,8 @@ class SalesloftPlatform:
         base_url, headers, _ = self.endpoint(job)
         if job.connection.sandbox:
             return SalesloftSession(make_client(base_url, headers))
-        from batchrunner.auth import BearerAuth
-
         provider = provider or self.token_provider(job)
-        try:
-            await provider.get_token()  # a refused credential stops before any row is sent
-        except BaseException:
-            await provider.aclose()
-            raise
-        client = make_client(base_url, {})
-        client.auth = BearerAuth(provider)
-        session = SalesloftSession(client)
+        session = SalesloftSession(await bearer_client(provider, make_client, base_url))
         session.provider = provider
         session.target = base_url
         return session
