@@ -3,11 +3,11 @@ against the org, checks the job's actions exist, looks up the constants that nam
 user (a misspelt cadence name would fail every row), and reports the budget left. Every problem
 found is reported, not just the first. Only GET requests: nothing that changes data is sent.
 
-Salesforce (API-FACTS "Discovery"): ``GET /services/data/`` lists the versions (no auth);
+Salesforce (docs/platforms.md "Discovery"): ``GET /services/data/`` lists the versions (no auth);
 ``GET .../actions/standard/{name}`` describes an action; ``GET .../limits`` gives
 ``DailyApiRequests`` (Max, Remaining); ``Sforce-Limit-Info`` rides on every response.
 Salesloft: ``GET /v2/me`` (who the credential acts as) and the budget headers
-``x-ratelimit-remaining-minute`` / ``x-ratelimit-endpoint-cost`` (API-FACTS "Rate limits").
+``x-ratelimit-remaining-minute`` / ``x-ratelimit-endpoint-cost`` (docs/platforms.md "Rate limits").
 """
 
 from __future__ import annotations

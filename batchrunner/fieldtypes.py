@@ -95,7 +95,7 @@ class Boolean:
 @dataclass(frozen=True)
 class DateTimeUTC:
     """ISO 8601 date-time with an offset or Z, sent normalised to UTC ``YYYY-MM-DDTHH:MM:SSZ``
-    (API-FACTS: the seed's own sample is not ISO 8601, so we send a clean form). A value without a
+    (docs/platforms.md: the seed's own sample is not ISO 8601, so we send a clean form). A value without a
     time zone is refused rather than guessed."""
 
     label: str = "an ISO 8601 date-time with a time zone, e.g. 2026-12-01T09:00:00Z"

@@ -22,7 +22,7 @@ PLATFORMS = ("salesforce", "salesloft", "outreach")
 @dataclass
 class Limits:
     concurrency: int = 4  # requests in flight at once
-    batch_size: int = 200  # Salesforce inputs per request (max unconfirmed: API-FACTS)
+    batch_size: int = 200  # Salesforce inputs per request (max unconfirmed: docs/platforms.md)
     requests_per_minute: int = 600  # Salesloft cost budget per minute, shared by the team
     max_attempts: int = 5  # per row, counting the first
     timeout: float = 120.0  # seconds per request

@@ -13,7 +13,7 @@ it, because the budget is shared with integrations this process cannot see:
   (``limits.max_server_wait``). A longer one (``1e9``, ``inf``) would hold the job lock for
   years: ``observe`` raises ``ServerWaitTooLong`` instead, and the run stops resumably.
 
-Whether Salesloft's window is a clock minute or a rolling 60 s is unconfirmed (API-FACTS), so it
+Whether Salesloft's window is a clock minute or a rolling 60 s is unconfirmed (docs/platforms.md), so it
 is a setting (``limits.rate_window``): "fixed" (default) waits for the next clock minute; "rolling"
 waits a fraction of the window and lets the next header say what has been freed. Both are safe
 either way round, only slower when wrong. Built on anyio (asyncio and trio alike) and on an

@@ -1,6 +1,6 @@
 """results.csv, errors.csv and summary.json, built from the journal (the run's truth).
 
-Contract (DESIGN.md): results.csv has exactly one line per input data row, in input order, the
+Contract (docs/architecture.md, docs/reports.md): results.csv has exactly one line per input data row, in input order, the
 input's columns unchanged followed by the `_` columns; errors.csv holds the failed, invalid and
 not_attempted rows with the same columns (a valid input for the same job). Files are written to a
 temporary name and renamed, so a crash never leaves a half-written report that looks complete.

@@ -105,7 +105,7 @@ async def test_a_window_of_one_timestamp_and_a_server_that_ignores_the_cursor_st
     job = export_job("salesloft", sandbox=True)
     result = await export_memberships(job, sandbox_app=SandboxApp([emulator]), per_page=10, max_page=3)
     assert len(result.rows) == 100 and any("share updated_at" in n for n in result.notes)
-    # API-FACTS: unknown filters are silently ignored; a server without the sort is detected
+    # docs/platforms.md: unknown filters are silently ignored; a server without the sort is detected
     emulator = SalesloftEmulator(big_team(20), budget_per_minute=100000)
     monkeypatch.setattr(SalesloftEmulator, "_by_updated_at", staticmethod(lambda request, items: items))
     result = await export_memberships(job, sandbox_app=SandboxApp([emulator]), per_page=10, max_page=3)
@@ -149,7 +149,7 @@ def test_cli_export_writes_csv(tmp_path) -> None:
 
 
 def test_emulator_membership_list_filters_and_sorts_by_updated_at() -> None:
-    """Sandbox choice (Salesloft's list conventions, not in API-FACTS): updated_at[...] and sort_by."""
+    """Sandbox choice (Salesloft's list conventions, not in docs/platforms.md): updated_at[...] and sort_by."""
     from batchrunner.sandbox.base import SandboxRequest
 
     emulator = SalesloftEmulator(big_team(4), budget_per_minute=100000)
@@ -172,7 +172,7 @@ def test_emulator_membership_list_filters_and_sorts_by_updated_at() -> None:
 
 @pytest.mark.anyio
 async def test_export_keeps_to_the_team_budget_and_recovers_from_429() -> None:
-    """API-FACTS: 600 cost per minute per team, shared; here the team has 10 and another integration
+    """docs/platforms.md: 600 cost per minute per team, shared; here the team has 10 and another integration
     spends some of it: the export waits for the next minute instead of failing."""
     from batchrunner.job import Limits
 

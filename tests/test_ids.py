@@ -3,7 +3,7 @@ import pytest
 
 from batchrunner.platforms.salesforce.ids import InvalidId, checksum, object_of, to18, to18_expr
 
-VECTORS = {  # API-FACTS.md "Record IDs"
+VECTORS = {  # docs/platforms.md "Record IDs"
     "001M000000qfPyS": "001M000000qfPySIAU",
     "a0FE000000D6r3F": "a0FE000000D6r3FMAR",
     "AbCdEfGhIjKlMnO": "AbCdEfGhIjKlMnOVKV",

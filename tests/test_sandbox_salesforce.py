@@ -95,7 +95,7 @@ def test_seed_is_the_org_the_brief_describes() -> None:
     assert {"Webinar Follow-up", "Inbound Nurture"} <= set(CADENCES)
     assert PAUSED and RUNNING and ORG["related_records_enabled"] is False
     names = [c["name"] for c in ORG["cadences"]]
-    assert len(names) == len(set(names))  # API-FACTS: ActionCadence.Name is unique
+    assert len(names) == len(set(names))  # docs/platforms.md: ActionCadence.Name is unique
     assert len(TRACKED) == len(ORG["trackers"])  # at most one active tracker per target
 
 
@@ -133,7 +133,7 @@ def test_assign_already_assigned_is_a_per_input_failure_the_client_recognises() 
     mixed = post(emu, ASSIGN, {"salesCadenceNameOrId": "Q4 Outbound", "targetId": FREE[1][:15]},
                  {"salesCadenceNameOrId": "Inbound Nurture", "targetId": FREE[0]},
                  {"salesCadenceNameOrId": "Q4 Outbound", "targetId": RUNNING[0]})
-    assert mixed.status == 400  # API-FACTS: partial failure is HTTP 400 with the per-input array
+    assert mixed.status == 400  # docs/platforms.md: partial failure is HTTP 400 with the per-input array
     assert [r["isSuccess"] for r in mixed.body] == [True, False, False]  # in input order
     assert all(r["actionName"] == ASSIGN for r in mixed.body)
     for entry in mixed.body[1:]:

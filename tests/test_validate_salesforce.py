@@ -1,4 +1,4 @@
-"""Validation rules of every Salesforce action (seed tables + API-FACTS)."""
+"""Validation rules of every Salesforce action (seed tables + docs/platforms.md)."""
 
 from pathlib import Path
 

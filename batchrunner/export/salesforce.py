@@ -1,7 +1,7 @@
 """``batchrunner export salesforce-trackers``: active cadence trackers, with the cadence's name and the
 target (ID, object, email), as CSV.
 
-SOQL through ``GET /services/data/vXX.X/query?q=`` (API-FACTS: ActionCadenceTracker(TargetId,
+SOQL through ``GET /services/data/vXX.X/query?q=`` (docs/platforms.md: ActionCadenceTracker(TargetId,
 ActionCadenceId, OwnerId, State, IsTrackerActive, CurrentStepId), ActionCadence(Name)); the cadence
 names and the targets' emails are read with separate queries and joined here (no relationship
 fields, so the sandbox's small SOQL subset serves it too). Results are followed through
@@ -23,7 +23,7 @@ from batchrunner.platforms.salesforce.platform import SalesforcePlatform
 
 COLUMNS = ["tracker_id", "target_id", "target_type", "target_email", "cadence_id", "cadence_name", "owner_id",
            "state", "current_step_id"]
-TARGET_TYPES = {"00Q": "Lead", "003": "Contact", "001": "Account"}  # API-FACTS key prefixes
+TARGET_TYPES = {"00Q": "Lead", "003": "Contact", "001": "Account"}  # docs/platforms.md key prefixes
 IN_CHUNK = 200  # IDs per IN (...) list: keeps each query well under SOQL's length limit
 
 

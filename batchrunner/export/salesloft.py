@@ -1,15 +1,15 @@
 """``batchrunner export salesloft-memberships``: cadence memberships joined with each person's email
 and crm_id and each cadence's name.
 
-Budget (API-FACTS, Salesloft rate limits): 600 cost per minute per team, most requests cost 1,
+Budget (docs/platforms.md, Salesloft rate limits): 600 cost per minute per team, most requests cost 1,
 list pages beyond page 100 cost 3 to 30. So the export never reads a deep page when it can avoid
 it: it filters by cadence (``cadence_id``) and ``currently_on_cadence`` where asked, sorts by
 ``updated_at`` ascending, and before it would read page ``max_page + 1`` (default: never page 100)
 it starts again at page 1 with ``updated_at[gte]`` set to the last timestamp it read (records seen
-twice are dropped by id). Salesloft silently ignores filters it does not know (API-FACTS), so the
+twice are dropped by id). Salesloft silently ignores filters it does not know (docs/platforms.md), so the
 export checks the answers: if the order is not ascending or the cursor was not applied, it says so
 and pages on plainly (correct, only dearer). The cursor parameters (``sort_by``, ``sort_direction``,
-``updated_at[gte]``) follow Salesloft's list conventions; API-FACTS does not list them.
+``updated_at[gte]``) follow Salesloft's list conventions; docs/platforms.md does not list them.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ async def _cadence_ids(reader: Reader, wanted: list[str]) -> list[int]:
     ids.extend(int(w) for w in wanted if w.isdigit())
     if names:
         records = await _list(reader, "/v2/cadences", [("name[]", n) for n in names])
-        for name in names:  # API-FACTS: exact match unconfirmed on the server; compare on the client
+        for name in names:  # docs/platforms.md: exact match unconfirmed on the server; compare on the client
             found = [int(c["id"]) for c in records if c.get("name") == name]
             if not found:
                 raise JobError(f"export: no Salesloft cadence named {name!r} is visible to this API key.")

@@ -1,21 +1,21 @@
 """Token endpoints of both platforms, and the gate that lets the emulators accept the tokens they
-issue. Sources: API-FACTS.md "Auth a cron job can use" (Salesforce) and "Auth" (Salesloft).
+issue. Sources: docs/platforms.md "Auth a cron job can use" (Salesforce) and "Auth" (Salesloft).
 
 - ``POST /services/oauth2/token`` (Salesforce; form-encoded) with ``grant_type``
   ``client_credentials`` (client_id, client_secret), ``urn:ietf:params:oauth:grant-type:jwt-bearer``
   (an RS256 ``assertion``: iss = client id, sub = a username, aud = the login URL, short exp) and
   ``refresh_token`` (refresh_token, client_id[, client_secret]). Answers ``access_token``,
-  ``instance_url``, ``token_type``, ``issued_at`` (API-FACTS: "-> access_token, instance_url").
+  ``instance_url``, ``token_type``, ``issued_at`` (docs/platforms.md: "-> access_token, instance_url").
 - ``POST /oauth/token`` (Salesloft's ``https://accounts.salesloft.com/oauth/token``):
   ``grant_type=refresh_token`` with client_id, client_secret, refresh_token. Answers a new
   ``access_token`` with ``expires_in`` 7200 and a **new refresh token; the old one is revoked**
-  (API-FACTS: "refresh tokens rotate").
+  (docs/platforms.md: "refresh tokens rotate").
 - ``POST /_sandbox/oauth/expire`` expires every issued access token (tests of the 401 path).
 
 Issued access tokens are accepted by the emulators (the gate swaps them for the emulator's own
 key) until they expire (``oauth_token_ttl`` seconds, or after ``oauth_token_uses`` requests);
 an expired one gets the platform's 401: Salesforce ``[{"message": "Session expired or invalid",
-"errorCode": "INVALID_SESSION_ID"}]`` (API-FACTS), Salesloft ``{"error": ...}`` (API-FACTS: 401
+"errorCode": "INVALID_SESSION_ID"}]`` (docs/platforms.md), Salesloft ``{"error": ...}`` (docs/platforms.md: 401
 bodies are ``{"error": "..."}``). Error bodies of the token endpoints follow OAuth 2.0
 (``{"error", "error_description"}``); their exact wording is a sandbox choice.
 """
@@ -32,13 +32,13 @@ from urllib.parse import parse_qsl
 from batchrunner.sandbox.base import SandboxRequest, SandboxResponse
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-SF_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")  # API-FACTS: aud = login URL
+SF_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")  # docs/platforms.md: aud = login URL
 SF_NATIVE = "sandbox-token"
 SL_NATIVE = "sandbox-key"
-SF_EXPIRED = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]  # API-FACTS
-SL_EXPIRED = {"error": "Unauthorized"}  # API-FACTS: 401 is {"error": "..."}
-SL_TTL = 7200  # API-FACTS: Salesloft access tokens last 7200 s
-JWT_MAX_LIFETIME = 300  # sandbox choice: Salesforce wants a short exp (API-FACTS); refuse > 5 minutes ahead
+SF_EXPIRED = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]  # docs/platforms.md
+SL_EXPIRED = {"error": "Unauthorized"}  # docs/platforms.md: 401 is {"error": "..."}
+SL_TTL = 7200  # docs/platforms.md: Salesloft access tokens last 7200 s
+JWT_MAX_LIFETIME = 300  # sandbox choice: Salesforce wants a short exp (docs/platforms.md); refuse > 5 minutes ahead
 
 
 @dataclass
@@ -182,7 +182,7 @@ class OAuthServer:
                                          "The provided authorization grant is invalid, expired, revoked, does not "
                                          "match the redirection URI used in the authorization request, or was "
                                          "issued to another client."})
-        # API-FACTS: rotation: this refresh revokes the old refresh token
+        # docs/platforms.md: rotation: this refresh revokes the old refresh token
         self.sl_refresh_tokens.discard(presented)
         self.revoked.add(presented)
         new_refresh = pysecrets.token_urlsafe(32)

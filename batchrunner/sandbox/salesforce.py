@@ -1,8 +1,8 @@
 """Emulator of the Salesforce Sales Engagement invocable actions (and the little around them).
 
-Sources, cited beside each rule: "seed doc" = salesforce-sales-engagement-actions.txt (fields,
+Sources, cited beside each rule: "seed doc" = Salesforce's Sales Engagement invocable-actions reference (developer.salesforce.com; docs/platforms.md) (fields,
 required rules, enumerations, what each action does, the response and error samples),
-"API-FACTS" = API-FACTS.md (HTTP 400 with the per-input array, request-level error shapes,
+"API facts" = docs/platforms.md (HTTP 400 with the per-input array, request-level error shapes,
 Sforce-Limit-Info, limits, all-or-none saving). Where both are silent the emulator makes a
 "sandbox choice", marked so. The documentation gives the *shape* of per-input errors, and two
 sample codes (UNKNOWN_EXCEPTION for "The object needs to be a valid cadence entity." and "No
@@ -34,7 +34,7 @@ from batchrunner.sandbox.base import SandboxRequest, SandboxResponse
 from batchrunner.sandbox.seeds import load_seed
 
 TOKEN = "sandbox-token"
-# API-FACTS table (seed doc: "Available in API version ..."): action name -> minimum API version
+# docs/platforms.md table (seed doc: "Available in API version ..."): action name -> minimum API version
 MIN_VERSION = {
     "assignTargetToSalesCadence": 45.0,
     "removeTargetFromSalesCadence": 45.0,
@@ -53,12 +53,12 @@ _QUERY_URL = re.compile(r"^/services/data/v(\d+\.\d)/query/?$")
 DISPOSITIONS = ("Success", "Customer Engaged", "Customer Connected", "Contact Later", "No Response",
                 "Not Interested", "Disqualified", "Bad Data", "Duplicate")  # seed doc: completionDisposition values
 ATTRIBUTION = ("Activation", "Maturation", "Collected")  # seed doc: relatedToAttributionType values
-# seed doc: eventType "Skip or ManualComplete"; its own sample sends "Manual Complete" (API-FACTS: accept both)
+# seed doc: eventType "Skip or ManualComplete"; its own sample sends "Manual Complete" (docs/platforms.md: accept both)
 EVENT_TYPES = {"Skip": "Skip", "ManualComplete": "ManualComplete", "Manual Complete": "ManualComplete"}
 TARGET_PREFIXES = {"00Q": "Lead", "003": "Contact", "001": "Account"}  # seed doc: contact, lead or person account
-NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]  # API-FACTS
-INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]  # API-FACTS
-LIMIT_EXCEEDED = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]  # API-FACTS
+NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]  # docs/platforms.md
+INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]  # docs/platforms.md
+LIMIT_EXCEEDED = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]  # docs/platforms.md
 # sandbox choice: the code of an input that did nothing wrong but was rolled back with its call
 # (the client's responses.RETRYABLE_INPUT_CODES lists it, so the row is sent again)
 ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
@@ -117,7 +117,7 @@ def _id(value: Any) -> str | None:
 def _to18_or_none(value: str) -> str | None:
     try:
         return to18(value)
-    except ValueError:  # API-FACTS: an 18-character ID whose checksum does not match is no ID
+    except ValueError:  # docs/platforms.md: an 18-character ID whose checksum does not match is no ID
         return None
 
 
@@ -143,8 +143,8 @@ class SalesforceEmulator:
         self.token = token
         self.api_limit = api_limit
         self.api_used = api_used
-        self.partial_save_allowed = partial_save_allowed  # API-FACTS: InvocableActionSettings.isPartialSaveAllowed
-        # API-FACTS / seed doc: relatedToId works only with "Relate Opportunities to Cadences" or
+        self.partial_save_allowed = partial_save_allowed  # docs/platforms.md: InvocableActionSettings.isPartialSaveAllowed
+        # docs/platforms.md / seed doc: relatedToId works only with "Relate Opportunities to Cadences" or
         # "Use Cadences for Collections" turned on
         self.related_records_enabled = bool(seed.get("related_records_enabled", False))
         self.users = {to18(u["id"]): u for u in seed.get("users", [])}
@@ -185,7 +185,7 @@ class SalesforceEmulator:
         return self.cadences[tracker["cadence_id"]].get("steps", [])
 
     def _open_step(self, tracker: dict[str, Any], step: int, step_tracker_id: str | None = None) -> None:
-        """Make ``step`` the tracker's current step: a step tracker in state Active (API-FACTS:
+        """Make ``step`` the tracker's current step: a step tracker in state Active (docs/platforms.md:
         ActionCadenceStepTracker State = 'Active' for the current step)."""
         self._close_steps(tracker)
         tracker["current_step"] = step
@@ -202,7 +202,7 @@ class SalesforceEmulator:
             step["state"] = state
 
     def _active_tracker(self, target_id: str) -> dict[str, Any] | None:
-        # API-FACTS: a target has at most one active tracker
+        # docs/platforms.md: a target has at most one active tracker
         for tracker_id in reversed(self.by_target.get(target_id, [])):
             tracker = self.trackers.get(tracker_id)
             if tracker is not None and tracker["state"] in ("Running", "Paused"):
@@ -214,7 +214,7 @@ class SalesforceEmulator:
         self.by_target.setdefault(tracker["target_id"], []).append(tracker["id"])
 
     def _cadence(self, name_or_id: Any) -> dict[str, Any]:
-        # seed doc: salesCadenceNameOrId is the cadence's name or ID (API-FACTS: Name is unique)
+        # seed doc: salesCadenceNameOrId is the cadence's name or ID (docs/platforms.md: Name is unique)
         key = _id(name_or_id)
         if key and key in self.cadences:
             return self.cadences[key]
@@ -255,7 +255,7 @@ class SalesforceEmulator:
         related, attribution = data.get("relatedToId"), data.get("relatedToAttributionType")
         if related is None and attribution is None:
             return {}
-        # seed doc / API-FACTS: only when the org's related-record setup is on; else a per-input error
+        # seed doc / docs/platforms.md: only when the org's related-record setup is on; else a per-input error
         if not self.related_records_enabled:
             raise InputError("INVALID_INPUT", "Relate Opportunities to Cadences or Use Cadences for Collections "
                              "isn't turned on in Sales Engagement Setup", ["relatedToId"])
@@ -293,12 +293,12 @@ class SalesforceEmulator:
     def assign(self, data: dict[str, Any]) -> dict[str, Any] | None:
         _require(data, "salesCadenceNameOrId")  # seed doc: Required
         cadence = self._cadence(data["salesCadenceNameOrId"])
-        if cadence.get("state", "Active") != "Active":  # API-FACTS: ActionCadence.State; sandbox choice: Active only
+        if cadence.get("state", "Active") != "Active":  # docs/platforms.md: ActionCadence.State; sandbox choice: Active only
             raise InputError("INVALID_INPUT", f"The sales cadence {cadence['name']} isn't active.",
                              ["salesCadenceNameOrId"])
         target = self._target(data.get("targetId"))  # seed doc: Required
         current = self._active_tracker(target)
-        if current is not None:  # API-FACTS: at most one active tracker; wording matches responses.already_assigned
+        if current is not None:  # docs/platforms.md: at most one active tracker; wording matches responses.already_assigned
             name = self.cadences.get(current["cadence_id"], {}).get("name", current["cadence_id"])
             raise InputError("INVALID_INPUT", f"Target {data['targetId']} is already assigned to a sales cadence "
                              f"({name}).", ["targetId"])
@@ -334,7 +334,7 @@ class SalesforceEmulator:
             raise InputError("REQUIRED_FIELD_MISSING",
                              "Required fields are missing: [targetId, actionCadenceTrackerId]",
                              ["targetId", "actionCadenceTrackerId"])
-        if len(given) == 2:  # API-FACTS: exactly one of targetId / actionCadenceTrackerId
+        if len(given) == 2:  # docs/platforms.md: exactly one of targetId / actionCadenceTrackerId
             raise InputError("INVALID_INPUT", "Specify either targetId or actionCadenceTrackerId, not both.", given)
         _require(data, "completionReasonCode")  # seed doc: Required
         if data["completionReasonCode"] != "ManuallyRemoved":  # seed doc: the only valid value
@@ -366,7 +366,7 @@ class SalesforceEmulator:
             raise InputError("INVALID_INPUT", f"{data['targetId']} is already paused in its sales cadence.",
                              ["targetId"])
         resume = data.get("resumeTime")
-        # API-FACTS: resumeTime as ISO 8601 UTC "...Z" (the seed doc's sample format is not ISO 8601)
+        # docs/platforms.md: resumeTime as ISO 8601 UTC "...Z" (the seed doc's sample format is not ISO 8601)
         if resume is not None and not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", str(resume)):
             raise InputError("INVALID_INPUT", f"bad value for resumeTime: {resume}", ["resumeTime"])
         tracker.update(state="Paused", resume_time=resume)
@@ -405,7 +405,7 @@ class SalesforceEmulator:
         if step is None:
             raise InputError("INVALID_CROSS_REFERENCE_KEY", f"Cadence step tracker not found: {data['recordId']}",
                              ["recordId"])
-        if step["state"] != "Active":  # API-FACTS: only the current step's tracker is Active
+        if step["state"] != "Active":  # docs/platforms.md: only the current step's tracker is Active
             raise InputError("INVALID_INPUT", f"{data['recordId']} isn't the active step of its cadence tracker.",
                              ["recordId"])
         tracker = self.trackers[step["tracker_id"]]
@@ -452,27 +452,27 @@ class SalesforceEmulator:
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _limit_info(self) -> dict[str, str]:
-        return {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.api_limit}"}  # API-FACTS: every response
+        return {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.api_limit}"}  # docs/platforms.md: every response
 
     def handle(self, request: SandboxRequest) -> SandboxResponse:
-        if request.path.rstrip("/") == "/services/data":  # API-FACTS: the version list needs no auth
+        if request.path.rstrip("/") == "/services/data":  # docs/platforms.md: the version list needs no auth
             return SandboxResponse(200, [{"label": f"API {v}", "version": v, "url": f"/services/data/v{v}"}
                                          for v in VERSIONS])
-        if request.bearer_token() != self.token:  # API-FACTS: 401 INVALID_SESSION_ID
+        if request.bearer_token() != self.token:  # docs/platforms.md: 401 INVALID_SESSION_ID
             return SandboxResponse(401, INVALID_SESSION, self._limit_info())
-        if self.api_used >= self.api_limit:  # API-FACTS: the daily allocation is spent; nothing changes
+        if self.api_used >= self.api_limit:  # docs/platforms.md: the daily allocation is spent; nothing changes
             return SandboxResponse(403, LIMIT_EXCEEDED, self._limit_info())
-        self.api_used += 1  # API-FACTS: every authenticated REST call counts against the daily allocation
+        self.api_used += 1  # docs/platforms.md: every authenticated REST call counts against the daily allocation
         headers = self._limit_info()
         if _LIMITS_URL.match(request.path) and request.method == "GET":
-            # API-FACTS: GET .../limits -> DailyApiRequests (Max, Remaining)
+            # docs/platforms.md: GET .../limits -> DailyApiRequests (Max, Remaining)
             return SandboxResponse(200, {"DailyApiRequests": {"Max": self.api_limit,
                                                               "Remaining": self.api_limit - self.api_used}}, headers)
         if (q := _QUERY_URL.match(request.path)) and request.method == "GET":
             return self._query(request.param("q") or "", headers, q.group(1))
         m = _ACTION_URL.match(request.path)
         if m is None or m.group(2) not in self.ACTIONS or float(m.group(1)) < MIN_VERSION[m.group(2)]:
-            return SandboxResponse(404, NOT_FOUND, headers)  # API-FACTS: unknown action or version too low
+            return SandboxResponse(404, NOT_FOUND, headers)  # docs/platforms.md: unknown action or version too low
         name = m.group(2)
         if request.method in ("GET", "HEAD"):  # seed doc: GET, HEAD, POST
             return SandboxResponse(200, None if request.method == "HEAD" else self._describe(name), headers)
@@ -505,7 +505,7 @@ class SalesforceEmulator:
         snapshot = None if self.partial_save_allowed else self._snapshot()
         action = self.ACTIONS[name]
         results: list[dict[str, Any]] = []
-        for data in inputs:  # seed doc / API-FACTS: one result per input, in input order
+        for data in inputs:  # seed doc / docs/platforms.md: one result per input, in input order
             try:
                 target = self._target_of(data) if self.locked_targets else None
                 if target is not None and target in self.locked_targets:
@@ -522,14 +522,14 @@ class SalesforceEmulator:
                 results.append({"actionName": name, "isSuccess": False, "outputValues": {"error": exc.message},
                                 "errors": [{"statusCode": exc.code, "message": exc.message, "fields": exc.fields}]})
         failed = any(not r["isSuccess"] for r in results)
-        if failed and snapshot is not None:  # API-FACTS: with partial save off, one failure rolls back all
+        if failed and snapshot is not None:  # docs/platforms.md: with partial save off, one failure rolls back all
             self._restore(snapshot)
             message = "Rolled back: another input of this all-or-none call failed; this input was not applied."
             for r in results:
                 if r["isSuccess"]:
                     r.update(isSuccess=False, outputValues={"error": message},
                              errors=[{"statusCode": ROLLED_BACK, "message": message, "fields": []}])
-        # API-FACTS: HTTP 400 with the same per-input array when some or all inputs fail
+        # docs/platforms.md: HTTP 400 with the same per-input array when some or all inputs fail
         return SandboxResponse(400 if failed else 200, results, headers)
 
     def _snapshot(self) -> tuple[Any, ...]:
@@ -543,7 +543,7 @@ class SalesforceEmulator:
          self._serial) = snapshot
 
     def _describe(self, name: str) -> dict[str, Any]:
-        """API-FACTS: the describe lists the action's inputs (name, type, required, picklistValues)."""
+        """docs/platforms.md: the describe lists the action's inputs (name, type, required, picklistValues)."""
         return {
             "name": name, "label": name, "type": "STANDARD", "minimumApiVersion": MIN_VERSION[name],
             "inputs": [{"name": n, "label": n, "type": t, "required": r, "sobjectType": None,
@@ -552,7 +552,7 @@ class SalesforceEmulator:
             "outputs": [{"name": n, "type": t} for n, t in OUTPUTS.get(name, ())],
         }
 
-    # -- a tiny SOQL subset (sandbox choice; API-FACTS names the objects and fields) -----------------
+    # -- a tiny SOQL subset (sandbox choice; docs/platforms.md names the objects and fields) -----------------
     def _records(self, sobject: str) -> list[dict[str, Any]] | None:
         if sobject == "ActionCadence":
             return [{"Id": to18(c["id"]), "Name": c["name"], "State": c.get("state", "Active")}

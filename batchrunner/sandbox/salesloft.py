@@ -1,7 +1,7 @@
 """Emulator of the Salesloft API parts batchrunner uses: cadence memberships, people, cadences, users.
 
-Sources, cited beside each rule: "seed" = salesloft-create-cadence-membership.txt (query parameters,
-visibility and teammate rules, one membership per person and cadence), "API-FACTS" = API-FACTS.md
+Sources, cited beside each rule: "seed" = Salesloft's "Create a cadence membership" reference (developers.salesloft.com; docs/platforms.md) (query parameters,
+visibility and teammate rules, one membership per person and cadence), "API facts" = docs/platforms.md
 (error shapes, paging, filters, rate-limit headers and the 600-cost budget). Where both are silent
 the emulator makes a "sandbox choice", marked so.
 """
@@ -34,9 +34,9 @@ def _ref(kind: str, ident: int) -> dict[str, Any]:
 
 
 class Budget:
-    """The team's cost budget per minute (API-FACTS: 600 per team, shared by every integration).
+    """The team's cost budget per minute (docs/platforms.md: 600 per team, shared by every integration).
     "fixed" resets at each clock minute, "rolling" counts the last 60 s: which one the platform
-    uses is unconfirmed (API-FACTS), so the sandbox can be either."""
+    uses is unconfirmed (docs/platforms.md), so the sandbox can be either."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float], window: str = "fixed",
                  window_seconds: float = 60.0) -> None:
@@ -80,7 +80,7 @@ class SalesloftEmulator:
         self.clock = clock
         self.budget = Budget(budget_per_minute, clock, window, window_seconds)
         self.users = {u["id"]: u for u in seed.get("users", [])}
-        self.keys = dict(seed.get("api_keys", {}))  # API key -> user id (API-FACTS: a key acts as its user)
+        self.keys = dict(seed.get("api_keys", {}))  # API key -> user id (docs/platforms.md: a key acts as its user)
         self.people = {p["id"]: p for p in seed.get("people", [])}
         self.cadences = {c["id"]: c for c in seed.get("cadences", [])}
         self.memberships: dict[int, dict[str, Any]] = {}
@@ -104,7 +104,7 @@ class SalesloftEmulator:
 
     @staticmethod
     def _cost(request: SandboxRequest) -> float:
-        # API-FACTS: most requests cost 1; list pages beyond page 100 cost 3 to 30 (sandbox choice: 3)
+        # docs/platforms.md: most requests cost 1; list pages beyond page 100 cost 3 to 30 (sandbox choice: 3)
         page = request.param("page")
         return 3.0 if request.method == "GET" and page and page.isdigit() and int(page) > 100 else 1.0
 
@@ -113,11 +113,11 @@ class SalesloftEmulator:
         self.calls.append((request.method, request.path))
         cost = self._cost(request)
         user_id = self.keys.get(request.bearer_token() or "")
-        if user_id is None:  # API-FACTS: 401 is {"error": "..."}
+        if user_id is None:  # docs/platforms.md: 401 is {"error": "..."}
             # sandbox choice: an unknown key is charged nothing (no team to charge), but the answer still
-            # carries the headers (API-FACTS: every response), showing this one team's budget
+            # carries the headers (docs/platforms.md: every response), showing this one team's budget
             return self._with_headers(SandboxResponse(401, {"error": "Unauthorized"}), cost)
-        if not self.budget.spend(cost):  # API-FACTS: exhaustion answers 429; no Retry-After is documented
+        if not self.budget.spend(cost):  # docs/platforms.md: exhaustion answers 429; no Retry-After is documented
             # sandbox choice: a refused request changes nothing (no budget spent, no state touched)
             self.rejected_429 += 1
             return self._with_headers(SandboxResponse(429, {"error": "Rate limit exceeded"}), cost)
@@ -128,7 +128,7 @@ class SalesloftEmulator:
         return self._with_headers(response, cost)
 
     def _with_headers(self, response: SandboxResponse, cost: float) -> SandboxResponse:
-        # API-FACTS: every response carries the cost and what is left of the minute's budget
+        # docs/platforms.md: every response carries the cost and what is left of the minute's budget
         response.headers.update({"x-ratelimit-endpoint-cost": str(int(cost)),
                                  "x-ratelimit-remaining-minute": str(int(self.budget.remaining()))})
         return response
@@ -158,7 +158,7 @@ class SalesloftEmulator:
             return SandboxResponse(200, {"data": step}) if step else SandboxResponse(404, {"error": "Not Found"})
         if path == "/v2/me" and method == "GET":
             return SandboxResponse(200, {"data": self._user_json(user)})
-        # sandbox choice: any other path or method answers 404 in the API-FACTS error shape
+        # sandbox choice: any other path or method answers 404 in the docs/platforms.md error shape
         return SandboxResponse(404, {"error": "Not Found"})
 
     # -- visibility (seed: person and cadence must be visible to the token's user) ----------------
@@ -193,7 +193,7 @@ class SalesloftEmulator:
 
     @staticmethod
     def _errors(field: str, message: str) -> SandboxResponse:
-        return SandboxResponse(422, {"errors": {field: [message]}})  # API-FACTS: 422 shape
+        return SandboxResponse(422, {"errors": {field: [message]}})  # docs/platforms.md: 422 shape
 
     @staticmethod
     def _int(value: str | None) -> int | None:
@@ -205,14 +205,14 @@ class SalesloftEmulator:
         for field in ("person_id", "cadence_id", "user_id", "step_id", "task_id"):
             raw = request.param(field)
             if raw is None and field in ("person_id", "cadence_id"):
-                return self._errors(field, "is required")  # API-FACTS: 422 {"errors": {field: [...]}}
+                return self._errors(field, "is required")  # docs/platforms.md: 422 {"errors": {field: [...]}}
             if raw is not None and self._int(raw) is None:
                 return self._errors(field, "must be an integer")  # sandbox choice: 422 as above
         person_id, cadence_id = self._int(request.param("person_id")), self._int(request.param("cadence_id"))
         assert person_id is not None and cadence_id is not None
         self.posts[f"{person_id}:{cadence_id}"] = self.posts.get(f"{person_id}:{cadence_id}", 0) + 1
         person, cadence = self.people.get(person_id), self.cadences.get(cadence_id)
-        # seed: person and cadence must be visible; API-FACTS: 404 {"error"} also when a record exists
+        # seed: person and cadence must be visible; docs/platforms.md: 404 {"error"} also when a record exists
         # but is not visible (sandbox choice: 404 rather than a 422 on person_id / cadence_id)
         if person is None or not self._person_visible(person, user):
             return SandboxResponse(404, {"error": "Not Found"})
@@ -226,7 +226,7 @@ class SalesloftEmulator:
             if acting is None:
                 return self._errors("user_id", "is not a user on this team")
         if not self._may_act_on(cadence, acting):
-            # sandbox choice: 403 {"error"} (API-FACTS shape for 403) rather than 422
+            # sandbox choice: 403 {"error"} (docs/platforms.md shape for 403) rather than 422
             who = "you" if acting["id"] == user["id"] else f"user {acting['id']}"
             return SandboxResponse(403, {"error": f"Cannot add people to cadence {cadence_id} for {who}: it is not a "
                                                   "team cadence, not owned by that user, and the user lacks the "
@@ -237,14 +237,14 @@ class SalesloftEmulator:
         existing = next((m for m in self.memberships.values()
                          if m["person"]["id"] == person_id and m["cadence"]["id"] == cadence_id), None)
         if existing is not None and existing["currently_on_cadence"]:
-            # API-FACTS: the exact answer is unconfirmed, most likely 422
+            # docs/platforms.md: the exact answer is unconfirmed, most likely 422
             return self._errors("base", "person is already on this cadence")
         stamp = _now_iso(self.clock)
         if existing is None:
             existing = self._membership_record(self._next_id, person_id, cadence_id, acting["id"], True)
             self._next_id += 1
             self.memberships[existing["id"]] = existing
-        # API-FACTS: one record per (person, cadence); re-adding reuses it (created_at kept, added_at now)
+        # docs/platforms.md: one record per (person, cadence); re-adding reuses it (created_at kept, added_at now)
         # seed doc: "staged" = waiting for the first step, which is where a just-added person is
         # (sandbox choice: nothing ever advances it)
         existing.update(added_at=stamp, updated_at=stamp, currently_on_cadence=True, current_state="staged",
@@ -269,11 +269,11 @@ class SalesloftEmulator:
         if m is None or not m["currently_on_cadence"]:
             return SandboxResponse(404, {"error": "Not Found"})
         m.update(currently_on_cadence=False, current_state="removed", updated_at=_now_iso(self.clock))
-        return SandboxResponse(204)  # API-FACTS: 204 (older spec)
+        return SandboxResponse(204)  # docs/platforms.md: 204 (older spec)
 
     def list_memberships(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
         items = [m for m in self.memberships.values() if self._visible_membership(m["id"], user)]
-        # API-FACTS: filters person_id, cadence_id, currently_on_cadence; unknown filters are ignored
+        # docs/platforms.md: filters person_id, cadence_id, currently_on_cadence; unknown filters are ignored
         if (pid := self._int(request.param("person_id"))) is not None:
             items = [m for m in items if m["person"]["id"] == pid]
         if (cid := self._int(request.param("cadence_id"))) is not None:
@@ -285,7 +285,7 @@ class SalesloftEmulator:
     @staticmethod
     def _by_updated_at(request: SandboxRequest, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``updated_at[gt|gte|lt|lte]`` filters and ``sort_by=updated_at|created_at|id`` with
-        ``sort_direction=ASC|DESC``: Salesloft's list conventions, not in API-FACTS (sandbox choice:
+        ``sort_direction=ASC|DESC``: Salesloft's list conventions, not in docs/platforms.md (sandbox choice:
         supported on memberships; ties broken by id; without sort_by the order is creation order)."""
         for op, keep in (("gt", lambda a, b: a > b), ("gte", lambda a, b: a >= b),
                          ("lt", lambda a, b: a < b), ("lte", lambda a, b: a <= b)):
@@ -309,7 +309,7 @@ class SalesloftEmulator:
     # -- look-ups ---------------------------------------------------------------------------------
     def list_people(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
         items = [p for p in self.people.values() if self._person_visible(p, user)]
-        # API-FACTS: email_addresses[] and crm_id[] filters; unknown filters silently ignored
+        # docs/platforms.md: email_addresses[] and crm_id[] filters; unknown filters silently ignored
         if emails := {e.strip().lower() for e in request.params("email_addresses[]")}:
             items = [p for p in items if p["email_address"].lower() in emails]
         if crm := set(request.params("crm_id[]")):
@@ -320,7 +320,7 @@ class SalesloftEmulator:
 
     def list_cadences(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
         items = [c for c in self.cadences.values() if self._cadence_visible(c, user)]
-        if names := set(request.params("name[]")):  # API-FACTS: exact match unconfirmed; the sandbox is exact
+        if names := set(request.params("name[]")):  # docs/platforms.md: exact match unconfirmed; the sandbox is exact
             items = [c for c in items if c["name"] in names]
         if ids := {self._int(i) for i in request.params("ids[]")}:
             items = [c for c in items if c["id"] in ids]
@@ -328,10 +328,10 @@ class SalesloftEmulator:
 
     def list_users(self, request: SandboxRequest) -> SandboxResponse:
         items = list(self.users.values())
-        if search := (request.param("search") or "").lower():  # API-FACTS: substring of name or email
+        if search := (request.param("search") or "").lower():  # docs/platforms.md: substring of name or email
             items = [u for u in items if search in u["name"].lower() or search in u["email"].lower()]
         data = [self._user_json(u) for u in items]
-        if request.param("page") is None:  # API-FACTS: without `page`, every user
+        if request.param("page") is None:  # docs/platforms.md: without `page`, every user
             # sandbox choice: paging then describes one page holding everything, next_page null
             paging = {"per_page": len(data), "current_page": 1, "next_page": None, "prev_page": None}
             return SandboxResponse(200, {"data": data, "metadata": {"paging": paging}})
@@ -349,13 +349,13 @@ class SalesloftEmulator:
         return None
 
     def list_steps(self, request: SandboxRequest, user: dict[str, Any]) -> SandboxResponse:
-        cid = self._int(request.param("cadence_id"))  # filter cadence_id; unknown filters ignored (API-FACTS)
+        cid = self._int(request.param("cadence_id"))  # filter cadence_id; unknown filters ignored (docs/platforms.md)
         items = [s for c in self.cadences.values() if self._cadence_visible(c, user)
                  and (cid is None or c["id"] == cid) for s in self._steps(c)]
         return self._page(request, items)
 
     def _page(self, request: SandboxRequest, items: list[dict[str, Any]]) -> SandboxResponse:
-        # API-FACTS: per_page 1-100 (default 25), page from 1, next_page null at the end
+        # docs/platforms.md: per_page 1-100 (default 25), page from 1, next_page null at the end
         per_page = min(100, max(1, self._int(request.param("per_page")) or 25))
         page = max(1, self._int(request.param("page")) or 1)
         chunk = items[(page - 1) * per_page : page * per_page]

@@ -1,4 +1,4 @@
-"""Salesforce authentication for unattended runs. Sources: API-FACTS.md ("Auth a cron job can
+"""Salesforce authentication for unattended runs. Sources: docs/platforms.md ("Auth a cron job can
 use"): the token endpoint is ``POST {login URL or My Domain}/services/oauth2/token``; a 401
 ``INVALID_SESSION_ID`` means the session is gone.
 
@@ -32,7 +32,7 @@ from batchrunner.job import Job
 LOGIN_URL = "https://login.salesforce.com"
 TOKEN_PATH = "/services/oauth2/token"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-JWT_LIFETIME = 180  # seconds: Salesforce allows a short exp (3 minutes; API-FACTS "short exp")
+JWT_LIFETIME = 180  # seconds: Salesforce allows a short exp (3 minutes; docs/platforms.md "short exp")
 METHODS = ("env", "client_credentials", "jwt", "refresh_token", "sf_cli")
 KEYS = {
     "env": ("token_env", "instance_url_env"),

@@ -1,6 +1,6 @@
 """Salesforce record IDs: 15-character (case-sensitive) and 18-character (case-safe) forms.
 
-Source: API-FACTS.md "Record IDs". Every ID is normalised to 18 characters before it is sent, an
+Source: docs/platforms.md "Record IDs". Every ID is normalised to 18 characters before it is sent, an
 18-character ID whose checksum does not match is rejected, and the 3-character key prefix says
 which object an ID belongs to, so a User ID in a target column is caught before anything is sent.
 """
@@ -14,7 +14,7 @@ import polars as pl
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _SHAPE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
-#: key prefix -> object name (API-FACTS.md "Key prefixes")
+#: key prefix -> object name (docs/platforms.md "Key prefixes")
 KEY_PREFIXES: dict[str, str] = {
     "001": "Account",
     "003": "Contact",

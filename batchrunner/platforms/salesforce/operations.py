@@ -1,7 +1,7 @@
 """The catalog of the eight Salesforce Sales Engagement cadence actions.
 
-Source: salesforce-sales-engagement-actions.txt (fields, required rules, enumerations, minimum API
-versions) and API-FACTS.md (where the seed disagrees with itself).
+Source: Salesforce's Sales Engagement invocable-actions reference (developer.salesforce.com; docs/platforms.md) (fields, required rules, enumerations, minimum API
+versions) and docs/platforms.md (where the seed disagrees with itself).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ DISPOSITIONS = (
     "Not Interested", "Disqualified", "Bad Data", "Duplicate",
 )
 ATTRIBUTION = ("Activation", "Maturation", "Collected")
-#: seed table: "Skip or ManualComplete"; its sample sends "Manual Complete". API-FACTS: accept
+#: seed table: "Skip or ManualComplete"; its sample sends "Manual Complete". docs/platforms.md: accept
 #: both, send the table's spelling unless the job overrides the wire value.
 EVENT_TYPES = ("Skip", "ManualComplete")
 

@@ -1,7 +1,7 @@
 """Reading Salesforce action responses into per-row verdicts.
 
 Sources: the seed's "Error Response Types" (per-input array, `isSuccess`, `errors`, `outputValues`)
-and API-FACTS.md (HTTP 400 carrying the same per-input array on partial failure; request-level
+and docs/platforms.md (HTTP 400 carrying the same per-input array on partial failure; request-level
 errors as `[{errorCode, message}]`; the retry table; `Sforce-Limit-Info`).
 """
 
@@ -16,7 +16,7 @@ from batchrunner.outcome import RowOutcome, Status
 from batchrunner import jsonio, secrets
 from batchrunner.platforms.base import RateSignal, Verdict, WorkUnit
 
-#: per-input codes worth another try for that input only (API-FACTS retry table; a rolled-back
+#: per-input codes worth another try for that input only (docs/platforms.md retry table; a rolled-back
 #: input of an all-or-none call did nothing wrong itself)
 RETRYABLE_INPUT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})

@@ -1,4 +1,4 @@
-"""Salesloft authentication. Source: API-FACTS.md (Salesloft "Auth"): an API key (``Bearer ak_...``,
+"""Salesloft authentication. Source: docs/platforms.md (Salesloft "Auth"): an API key (``Bearer ak_...``,
 acts as its creating user), or OAuth 2.0 with ``POST https://accounts.salesloft.com/oauth/token``
 (``grant_type=refresh_token``, client_id, client_secret, refresh_token); access tokens last
 7200 s and **refresh tokens rotate**: every refresh revokes the old one, so the new one is written
@@ -61,7 +61,7 @@ class OAuthRefresh(TokenProvider):
             "refresh_token": self.current_refresh_token()}, "Salesloft OAuth refresh")
         new_refresh = body.get("refresh_token")
         if isinstance(new_refresh, str) and new_refresh:
-            # rotation (API-FACTS): the old refresh token is already revoked; store the new one
+            # rotation (docs/platforms.md): the old refresh token is already revoked; store the new one
             # before the access token is used, so a crash can never lose it
             secrets.register(new_refresh)
             write_token_file(self.token_file, {"refresh_token": new_refresh})

@@ -2,7 +2,7 @@
 
 Batched (up to 100 emails or CRM IDs per request), cached for the run, paid for from the same
 budget as every other request, and matched exactly on the client: the server silently ignores a
-misspelt filter and returns an unfiltered list (API-FACTS), so a server answer is never trusted
+misspelt filter and returns an unfiltered list (docs/platforms.md), so a server answer is never trusted
 to be a match by itself. A miss or an ambiguity fails the row and says so; nothing is guessed.
 """
 
@@ -17,7 +17,7 @@ import httpx
 from batchrunner.platforms.base import SessionIO, StopRun
 
 PER_PAGE = 100
-BATCH = 100  # values per look-up request (API-FACTS: up to 100 emails per request)
+BATCH = 100  # values per look-up request (docs/platforms.md: up to 100 emails per request)
 
 
 class LookupFailed(Exception):
@@ -63,7 +63,7 @@ async def read(io: SessionIO, path: str, what: str, **kwargs: Any) -> httpx.Resp
 
 
 def page_cost(page: int) -> float:
-    """Budget cost of a list page: 1, more beyond page 100 (API-FACTS: 3 to 30)."""
+    """Budget cost of a list page: 1, more beyond page 100 (docs/platforms.md: 3 to 30)."""
     return 1.0 if page <= 100 else 3.0
 
 
@@ -81,7 +81,7 @@ async def get_all(io: SessionIO, path: str, params: list[tuple[str, Any]]) -> li
 
 def collect_page(body: dict[str, Any], records: list[dict[str, Any]]) -> int | None:
     """Add a list page's records to ``records``; the next page to read, or None at the end
-    (API-FACTS: ``metadata.paging.next_page`` is null on the last page)."""
+    (docs/platforms.md: ``metadata.paging.next_page`` is null on the last page)."""
     records.extend(body.get("data") or [])
     next_page = ((body.get("metadata") or {}).get("paging") or {}).get("next_page")
     return int(next_page) if next_page else None
@@ -148,7 +148,7 @@ class Lookups:
     async def users(self, io: SessionIO) -> None:
         if self.users_by_email is not None:
             return
-        # API-FACTS: no email filter on /v2/users; without `page` it returns every user
+        # docs/platforms.md: no email filter on /v2/users; without `page` it returns every user
         try:
             response = await read(io, "/v2/users", "the users look-up")
         except LookupFailed as exc:

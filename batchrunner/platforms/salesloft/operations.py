@@ -1,7 +1,7 @@
 """The Salesloft operations: cadence memberships, one request per person.
 
-Source: salesloft-create-cadence-membership.txt (person_id / cadence_id required, optional user_id,
-step_id, task_id as query parameters) and API-FACTS.md (remove is DELETE /v2/cadence_memberships/{id};
+Source: Salesloft's "Create a cadence membership" reference (developers.salesloft.com; docs/platforms.md) (person_id / cadence_id required, optional user_id,
+step_id, task_id as query parameters) and docs/platforms.md (remove is DELETE /v2/cadence_memberships/{id};
 look-ups by email, crm_id, cadence name, user email). IDs are positive integers: spreadsheet-mangled
 forms such as ``12.0`` or ``1.2E+05`` are refused rather than repaired.
 """

@@ -1,6 +1,6 @@
 """The Salesloft platform: one request per person, look-ups first, outcomes confirmed.
 
-Sources: salesloft-create-cadence-membership.txt and API-FACTS.md (Salesloft section): query
+Sources: Salesloft's "Create a cadence membership" reference (developers.salesloft.com; docs/platforms.md) and docs/platforms.md (Salesloft section): query
 parameters on POST, `{"data":...}` / `{"error":...}` / `{"errors":{field:[...]}}` bodies, the
 per-team cost budget and its headers, and no idempotency key (a POST whose answer was lost is
 checked with a GET before it is sent again).
@@ -221,7 +221,7 @@ class SalesloftSession:
             if status in (200, 201):
                 verdict.outcomes.append(RowOutcome(row, Status.SUCCEEDED, result=_membership_result(response)))
             elif status == 422:
-                # the exact "already on cadence" answer is unconfirmed (API-FACTS): ask, don't parse
+                # the exact "already on cadence" answer is unconfirmed (docs/platforms.md): ask, don't parse
                 try:
                     membership = await self.current_membership(io, ids["person_id"], ids["cadence_id"])
                 except LookupFailed as exc:  # cannot tell: a repeat is harmless (one membership per person)
@@ -280,7 +280,7 @@ class SalesloftSession:
 
     async def transport_error(self, unit: WorkUnit, rows: list[dict[str, Any]], error: Exception,
                               io: SessionIO) -> Verdict:
-        """No idempotency key (API-FACTS): before sending again, ask whether it already happened."""
+        """No idempotency key (docs/platforms.md): before sending again, ask whether it already happened."""
         row = unit.rows[0]
         ids = self.resolved[row]
         reason = ("TIMEOUT" if isinstance(error, httpx.TimeoutException) else "CONNECTION_ERROR",
