@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"batchrunner {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="print every event (retries, 429 pauses, "
+                        "splits, stops) on stderr as it happens, as run.log records them")
     parser.add_argument("--debug", action="store_true", help="show a Python traceback when something unexpected "
                         "fails (default: a one-line message)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -180,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     from batchrunner import runlog
     from batchrunner.secrets import redact
 
-    # log lines to stderr: warnings for people at a terminal; everything (INFO) with --json, for cron
-    runlog.to_stderr(logging.INFO if getattr(args, "json", False) else logging.WARNING)
+    # log lines to stderr: warnings for people at a terminal; everything (INFO) with --json (for cron)
+    # or --verbose (retries, 429 pauses, splits, stops as they happen; run.log always has them)
+    runlog.to_stderr(logging.INFO if getattr(args, "json", False) or args.verbose else logging.WARNING)
     json_mode = getattr(args, "json", False)
     debug = args.debug or os.environ.get("BATCHRUNNER_DEBUG") not in (None, "", "0")
 

@@ -14,6 +14,7 @@ requests all fail every row the same way (guards.py); a stop with nothing in fli
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import sys
@@ -34,6 +35,9 @@ from batchrunner.journal import Journal
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import RowSource, Session, StopRun, Verdict, WorkUnit
 from batchrunner.ratelimit import RateLimiter
+
+
+_log = logging.getLogger("batchrunner.run")  # run.log: one line per retry, 429 pause, split, stop
 
 
 @dataclass
@@ -151,6 +155,7 @@ class Executor:
     def request_stop(self, code: str, message: str) -> None:
         if self.stats.stopped is None:
             self.stats.stopped = (code, message)
+            _log.warning("stopping: %s: %s", code, message)
         self._stop_requested = True
         self._end_wave_if_idle()
 
@@ -292,6 +297,8 @@ class Executor:
                 self.stats.status_counts[code] = self.stats.status_counts.get(code, 0) + 1
                 if code == 429:
                     self.stats.responses_429 += 1
+                    _log.info("429 on a %s request of %d rows: every worker pauses for the platform's window",
+                              unit.operation, len(unit.rows))
                 verdict = await self.session.interpret(unit, payload, response, self.io)
         except StopRun as stop:  # raised while the answer was being read or checked: the request went
             # out and nobody knows what it did, so its rows stay in flight for resume to check
@@ -328,6 +335,8 @@ class Executor:
             rows = [r for r in unit.rows if r not in decided]
             if len(rows) > 1:
                 self.stats.splits += 1
+                _log.info("%s request of %d rows rejected as a whole (%s): split in halves", unit.operation,
+                          len(rows), ": ".join(verdict.split_reason or ("", "")))
                 half = len(rows) // 2
                 for part in (rows[:half], rows[half:]):
                     requeue(unit.part(part, last_error=verdict.split_reason))
@@ -350,6 +359,8 @@ class Executor:
         delay = 0.0
         if verdict.rate.retry_after is None and not verdict.rate.pause_all:
             delay = self.policy.backoff(failures, self.rng)
+        _log.info("retrying %d %s rows (attempt %d of %d) after %.1f s: %s", len(verdict.retry), unit.operation,
+                  failures + 1, self.policy.max_attempts, delay, ": ".join(reason))
         unsure = unit.unsure | frozenset(verdict.retry) if verdict.maybe_applied else unit.unsure
         return unit.part(list(verdict.retry), last_error=reason, failures=failures,
                          unsure=unsure & frozenset(verdict.retry)), delay

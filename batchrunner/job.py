@@ -248,6 +248,57 @@ def load_job(path: str | Path) -> Job:
 
 
 def parse_job(raw: dict[str, Any], path: Path) -> Job:
+    """A checked `Job`. A file with several independent mistakes gets them all in one message (a
+    person fixes three things at once, not one per attempt); otherwise the first, as found."""
+    problems = _survey(raw)
+    if len(problems) > 1:
+        raise JobError(f"{len(problems)} problems in {path.name}:\n" + "\n".join(f"  - {p}" for p in problems))
+    return _parse_job(raw, path)
+
+
+def _survey(raw: dict[str, Any]) -> list[str]:
+    """The job file's mistakes that do not depend on each other, each checked on its own."""
+    problems: list[str] = []
+
+    def collect(check: Any) -> None:
+        try:
+            check()
+        except JobError as exc:
+            problems.append(str(exc))
+
+    def unknown(key: str) -> None:
+        raise JobError(f"Unknown key {key!r}.{did_you_mean(key, TOP_KEYS)}")
+
+    for key in raw:
+        if key not in TOP_KEYS:
+            collect(lambda key=key: unknown(key))
+
+    def platform() -> None:
+        value = raw.get("platform")
+        if value not in PLATFORMS:
+            raise JobError("platform must be given." if value is None else
+                           f"Unknown platform {value!r}.{did_you_mean(str(value), PLATFORMS)}")
+
+    def source() -> None:
+        if not isinstance(raw.get("input"), str) or not raw.get("input"):
+            raise JobError("input must name the file to read (relative to the job file).")
+
+    def limits() -> None:
+        check_limits(_typed_table(raw.get("limits", {}), Limits, "limits"))
+
+    collect(platform)
+    collect(source)
+    collect(limits)
+    for table, cls in (("connection", Connection), ("sandbox", SandboxSettings), ("outreach", OutreachSettings)):
+        collect(lambda table=table, cls=cls: _typed_table(raw.get(table, {}), cls, table))
+    collect(lambda: _notify(raw.get("notify", {})))
+    mode = raw.get("mode", "once")
+    if mode not in MODES:
+        problems.append(f"Unknown mode {mode!r}.{did_you_mean(str(mode), MODES)}")
+    return problems
+
+
+def _parse_job(raw: dict[str, Any], path: Path) -> Job:
     for key in raw:
         if key not in TOP_KEYS:
             raise JobError(f"Unknown key {key!r} in {path.name}.{did_you_mean(key, TOP_KEYS)}")

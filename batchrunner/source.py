@@ -134,7 +134,8 @@ def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None,
     return read_table(path, encoding, delimiter, sheet).frame
 
 
-def match_column(wanted: str, header: list[str], notes: list[str], written: list[str] | None = None) -> str:
+def match_column(wanted: str, header: list[str], notes: list[str], written: list[str] | None = None,
+                 field: str | None = None) -> str:
     """Find a job's column in the header: exactly, or ignoring case and surrounding spaces.
     ``written`` is the header as in the file (repeated names not yet made unique)."""
     exact = [h for h in (written or header) if h == wanted]
@@ -150,7 +151,11 @@ def match_column(wanted: str, header: list[str], notes: list[str], written: list
     if len(loose) > 1:
         raise JobError(f"The job maps column {wanted!r}, and the header has {len(loose)} columns that match it "
                        f"ignoring case and spaces ({', '.join(repr(h) for h in loose)}); name one exactly.")
-    raise JobError(f"The job maps column {wanted!r}, which the input file lacks.{did_you_mean(wanted, header)}")
+    hint = ""
+    if field is not None:  # `cadence_name = "Q4 Outbound"` meant a constant, not a column
+        hint = (f" If {wanted!r} is the value for every row rather than a column of the file, write "
+                f"{field} = {{ value = \"{wanted}\" }} in [columns].")
+    raise JobError(f"The job maps column {wanted!r}, which the input file lacks.{did_you_mean(wanted, header)}{hint}")
 
 
 def clean(expr: pl.Expr) -> pl.Expr:
@@ -216,7 +221,7 @@ def load_input(job: Job, input_path: Path | None = None) -> LoadedInput:
     raw_columns: dict[str, str] = {}
     for name, spec in job.columns.items():
         if spec.column is not None:
-            column = match_column(spec.column, header, notes, table.header)
+            column = match_column(spec.column, header, notes, table.header, field=name)
             raw_columns[name] = column
             exprs.append(clean(pl.col(column)).alias(name))
         else:

@@ -72,3 +72,42 @@ def test_a_misspelled_operation_gets_a_suggestion(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert "UNKNOWN_OPERATION" in out and "Did you mean 'add'?" in out
     assert "1 row:" in out and "1 rows" not in out
+
+
+def test_a_job_file_with_three_mistakes_reports_all_three(tmp_path: Path, capsys) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('platfrom = "salesforce"\ninput = "x.csv"\noperation = "assign"\n[limits]\nconcurency = 3\n'
+                   '[connection]\nsandbx = true\n')
+    assert main(["validate", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "4 problems" in err
+    assert "'platfrom'. Did you mean 'platform'?" in err and "'concurency'" in err and "'sandbx'" in err
+
+
+def test_a_column_that_looks_like_a_constant_gets_the_value_hint(tmp_path: Path, capsys) -> None:
+    (tmp_path / "in.csv").write_text("Email\na@example.com\n")
+    job = tmp_path / "job.toml"
+    job.write_text('platform = "salesloft"\noperation = "add"\ninput = "in.csv"\n[columns]\n'
+                   'person_email = "Email"\ncadence_name = "Q4 Outbound"\n[connection]\nsandbox = true\n')
+    assert main(["validate", str(job)]) == 2
+    assert 'cadence_name = { value = "Q4 Outbound" }' in capsys.readouterr().err
+
+
+def test_run_log_has_one_line_per_retry_and_stop(tmp_path: Path) -> None:
+    """Issue 14.8: run.log said "one line per event" but logged only start and finish."""
+    import shutil
+
+    import batchrunner
+    from batchrunner.job import SandboxSettings
+    from batchrunner.sandbox.factory import build_sandbox
+
+    shutil.copy(REPO / "sample_data" / "salesforce_weekly_leads.csv", tmp_path / "leads.csv")
+    text = (REPO / "jobs" / "salesforce-weekly-assign.toml").read_text()
+    text = text.replace("../sample_data/salesforce_weekly_leads.csv", "leads.csv").replace('"../runs"', '"runs"')
+    text = text.replace("batch_size = 200", "batch_size = 2\nbackoff_base = 0.001\nbackoff_max = 0.002")
+    (tmp_path / "job.toml").write_text(text)
+    app = build_sandbox(SandboxSettings(error_rate=0.3, seed=4))
+    result = batchrunner.run(tmp_path / "job.toml", sandbox_app=app)
+    log = (result.run_dir / "run.log").read_text()
+    assert result.summary["retries"] > 0
+    assert log.count("retrying ") >= 1 and "run finished" in log
