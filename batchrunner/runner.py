@@ -35,6 +35,7 @@ from batchrunner.journal import DONE, IN_FLIGHT, PENDING, Journal, JournalLost, 
 from batchrunner.mappings import apply_mappings, overlay
 from batchrunner.outcome import CHECK_BEFORE_RETRY, Status
 from batchrunner.plan import Plan, plan
+from batchrunner.prepared import Prepared
 from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
 from batchrunner.report import ReportOptions, exit_code_for, write_reports
@@ -54,24 +55,6 @@ def fail_on_code(code: int, counts: dict[str, int], fail_on: str = "invalid") ->
     if fail_on == "failed":
         return 1 if counts.get(Status.FAILED.value, 0) else 0
     return 0
-
-
-@dataclass
-class Prepared:
-    """Everything known before the first request: the checked job, its rows and the plan."""
-
-    job: Job
-    platform: Any
-    loaded: LoadedInput
-    validated: pl.DataFrame
-    plan: Plan
-    target: str  # what it will talk to, for the first line of output
-    sync: Any = None  # mode = "sync": the sync.SyncDiff against the last runs
-    session: Any = None  # a platform session already open (constants.verify_constants); its opener closes it
-
-    @property
-    def invalid(self) -> pl.DataFrame:
-        return self.validated.filter(pl.col(CODE).is_not_null())
 
 
 def prepare(job: Job, input_path: Path | None = None) -> Prepared:
@@ -255,12 +238,12 @@ async def run_prepared(
         journal.finish_columns(invalid[IDX].to_list(), [Status.INVALID.value] * invalid.height,
                                invalid[CODE].to_list(), invalid[MESSAGE].to_list())
         journal.finish(prepared.plan.duplicates)
-        result = await _send_and_report(prepared, prepared.plan, run_dir, journal, dry_run=dry_run,
+        result = await send_and_report(prepared, prepared.plan, run_dir, journal, dry_run=dry_run,
                                         sandbox_app=sandbox_app, clock=clock, rng=rng, progress=progress,
                                         handle_signals=handle_signals, fail_on=fail_on, on_progress=on_progress)
         if prepared.sync is not None:  # removals of people who left the list, state update
             result = await sync.finish(prepared, result, run_dir, dry_run=dry_run, sandbox_app=sandbox_app,
-                                       clock=clock, rng=rng, progress=progress)
+                                       clock=clock, rng=rng, progress=progress, send=send_and_report)
         return result
     except (JobError, RunAborted):
         raise
@@ -322,7 +305,7 @@ def refuse_if_handed_over(meta: dict[str, Any], run_dir: Path) -> None:
                        f"the job with: batchrunner run {meta.get('job_path')}")
 
 
-async def _send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, journal: Journal, *,
+async def send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, journal: Journal, *,
                            dry_run: bool = False, sandbox_app: Any | None = None, clock: Clock | None = None,
                            rng: random.Random | None = None, progress: bool | None = None,
                            handle_signals: bool = False, resumed: bool = False, fail_on: str = "invalid",
@@ -570,7 +553,7 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
                 for note in notes:
                     log.warning("%s", note)
                 try:
-                    return await _send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
+                    return await send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
                                                   clock=clock, progress=progress, handle_signals=handle_signals,
                                                   resumed=True, fail_on=fail_on, on_progress=on_progress)
                 except (JobError, RunAborted):

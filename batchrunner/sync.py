@@ -347,8 +347,9 @@ def start(prepared: Any, output_dir: Path, run_dir: Path, journal: Journal, dry_
 
 
 async def finish(prepared: Any, result: Any, run_dir: Path, *, dry_run: bool, sandbox_app: Any | None,
-                 clock: Any, rng: Any, progress: bool | None) -> Any:
-    """After the run: removals (when asked and the run was not stopped), fold, the summary's sync block."""
+                 clock: Any, rng: Any, progress: bool | None, send: Any) -> Any:
+    """After the run: removals (when asked and the run was not stopped), fold, the summary's sync block.
+    ``send`` is the runner's `send_and_report`, handed in so sync never imports the runner."""
     diff: SyncDiff = prepared.sync
     block: dict[str, Any] = {"key": prepared.job.key, "state_file": str(diff.state), **diff.counts(),
                              "rows_repeating_a_key": diff.shared_keys,
@@ -366,7 +367,7 @@ async def finish(prepared: Any, result: Any, run_dir: Path, *, dry_run: bool, sa
             block["removals"] = {"sent": False, "why": "the run stopped early; the next run removes them"}
         else:
             removal = await _remove(prepared, diff, run_dir / "removals", sandbox_app=sandbox_app, clock=clock,
-                                    rng=rng, progress=progress)
+                                    rng=rng, progress=progress, send=send)
             block["removals"] = {"sent": True, "report": str(removal.run_dir / "results.csv"),
                                  "counts": removal.summary["counts"], "exit_code": removal.exit_code}
             code = 3 if 3 in (code, removal.exit_code) else 1 if 1 in (code, removal.exit_code) else 0
@@ -381,11 +382,11 @@ async def finish(prepared: Any, result: Any, run_dir: Path, *, dry_run: bool, sa
 
 
 async def _remove(prepared: Any, diff: SyncDiff, run_dir: Path, *, sandbox_app: Any | None, clock: Any, rng: Any,
-                  progress: bool | None) -> Any:
+                  progress: bool | None, send: Any) -> Any:
     """A run of its own over the people who left the list: the platform's remove, by the stored fields."""
     from batchrunner import __version__
     from batchrunner.plan import plan
-    from batchrunner.runner import Prepared, _send_and_report
+    from batchrunner.prepared import Prepared
     from batchrunner.validate import validate
 
     job = prepared.job
@@ -413,7 +414,7 @@ async def _remove(prepared: Any, diff: SyncDiff, run_dir: Path, *, sandbox_app: 
                                invalid[CODE].to_list(), invalid[MESSAGE].to_list())
         journal.finish(the_plan.duplicates)
         register(diff.state, journal.path, "remove", [(i, k, f) for i, (k, f) in enumerate(diff.to_remove)])
-        return await _send_and_report(removal, the_plan, run_dir, journal, sandbox_app=sandbox_app, clock=clock,
+        return await send(removal, the_plan, run_dir, journal, sandbox_app=sandbox_app, clock=clock,
                                       rng=rng, progress=False if progress is None else progress)
     finally:
         journal.close()
