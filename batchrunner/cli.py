@@ -13,6 +13,7 @@ import polars as pl
 
 from batchrunner import __version__
 from batchrunner.errors import JobError, NothingToRetry, RunAborted, root_cause
+from batchrunner.platforms import PLATFORM_NAMES
 
 EPILOG = """exit codes: 0 every row succeeded or was skipped; 1 some row failed or was invalid;
 2 the job could not start, nothing was sent (job file, input file, credentials); 3 the run stopped
@@ -113,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     ops = sub.add_parser("operations", help="list the operations of a platform and their fields",
                          description="The operation catalog: operations, their fields, which are required and "
                          "what values are allowed.")
-    ops.add_argument("platform", nargs="?", choices=["salesforce", "salesloft", "outreach"],
+    ops.add_argument("platform", nargs="?", choices=list(PLATFORM_NAMES),
                      help="one platform (default: all)")
     ops.add_argument("--json", action="store_true", help="print the catalog as one JSON object")
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from batchrunner.errors import JobError, did_you_mean
+from batchrunner.platforms import PLATFORM_NAMES
 
-PLATFORMS = ("salesforce", "salesloft", "outreach")
+PLATFORMS = PLATFORM_NAMES  # the registry (platforms/__init__.py) is the one list of platforms
 
 
 @dataclass
