@@ -48,11 +48,17 @@ class RunLock:
                 except (ValueError, KeyError):
                     who = "another process"
                 raise JobError(f"Another run of this job is in progress ({who}); not starting a second one.") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run_dir": str(run_dir)}))
-        handle.flush()
         self.handle = handle
+        self.describe(run_dir)
+
+    def describe(self, run_dir: Path) -> None:
+        """Say who holds the lock (this process, and its run directory once it has one)."""
+        if self.handle is None:
+            return
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run_dir": str(run_dir)}))
+        self.handle.flush()
 
     def release(self) -> None:
         if self.handle is not None:

@@ -187,22 +187,20 @@ async def run_prepared(
     handed over, under the job's lock, so it can be neither resumed nor retried again."""
     job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
     out = Path(output_dir) if output_dir else job.output_dir
-    if not dry_run:  # exit 2 before the run directory: a mass removal, a constant naming nothing (sync.py, constants.py)
-        from batchrunner import constants, sync
-
-        sync.guard(prepared.sync, allow_mass_removal)
-        sandbox_app = sync.shared_app(job, sandbox_app) if job.mode == "sync" else sandbox_app
-        if prepared.plan.requests:  # the session that looked them up is the run's (one sign-in); closed below
-            prepared = replace(prepared, session=await constants.verify_constants(job, sandbox_app))
-    lock = job_lock(job.path)
+    lock = job_lock(job.path)  # first: a second run of the job stops here, before it contacts anything
+    lock.acquire(out)
     try:
+        if not dry_run:  # exit 2 before the run directory: a mass removal, a constant naming nothing
+            from batchrunner import constants, sync  # (sync.py, constants.py)
+
+            sync.guard(prepared.sync, allow_mass_removal)
+            sandbox_app = sync.shared_app(job, sandbox_app) if job.mode == "sync" else sandbox_app
+            if prepared.plan.requests:  # the session that looked them up is the run's (one sign-in)
+                prepared = replace(prepared, session=await constants.verify_constants(job, sandbox_app))
         run_dir = new_run_dir(out, job.name)
-        try:
-            lock.acquire(run_dir)
-        except BaseException:
-            run_dir.rmdir()
-            raise
+        lock.describe(run_dir)
     except BaseException:
+        lock.release()
         if prepared.session is not None:
             await prepared.session.aclose()
         raise
