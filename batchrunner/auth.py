@@ -125,6 +125,29 @@ def check_url(url: str, what: str) -> str:
 
 
 # -- token files (Salesloft refresh-token rotation) -------------------------------------------------
+def refresh_token_credentials(job: Any, platform: str, prefix: str, example: str
+                              ) -> tuple[Path, str, str, str | None]:
+    """What an OAuth refresh-token method needs from the job (Salesloft, Outreach): the token
+    file (relative to the job file), the client id and secret from their variables, and the first
+    refresh token when the file has none yet. ``prefix``
+    names the default variables (``SALESLOFT`` -> ``SALESLOFT_CLIENT_ID`` ...)."""
+    auth = job.connection.auth
+    token_file = text_key(auth, "token_file")
+    if not token_file:
+        raise JobError("oauth needs connection.auth.token_file: where the refresh token is kept "
+                       f"(created 0600; e.g. \"~/.config/batchrunner/{example}\").")
+    path = (job.path.parent / Path(token_file).expanduser()).resolve()
+    client_id = from_env(text_key(auth, "client_id_env", f"{prefix}_CLIENT_ID"), f"{platform} OAuth client id",
+                         platform, secret=False)
+    client_secret = from_env(text_key(auth, "client_secret_env", f"{prefix}_CLIENT_SECRET"),
+                             f"{platform} OAuth client secret", platform)
+    seed = None
+    if not read_token_file(path).get("refresh_token"):
+        seed = from_env(text_key(auth, "refresh_token_env", f"{prefix}_REFRESH_TOKEN"),
+                        f"{platform} refresh token ({path} does not exist yet)", platform)
+    return path, client_id, client_secret, seed
+
+
 def read_token_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -21,7 +21,7 @@ from typing import Any
 
 from batchrunner import secrets
 from batchrunner.auth import (AuthError, StaticToken, TokenProvider, check_url, choose_method, from_env,
-                              read_token_file, text_key, write_token_file)
+                              read_token_file, refresh_token_credentials, text_key, write_token_file)
 from batchrunner.platforms.salesloft.auth import OAuthRefresh
 from batchrunner.errors import JobError
 from batchrunner.job import Job
@@ -83,21 +83,11 @@ class OutreachOAuth(OAuthRefresh):
 def provider_for(job: Job, **kw: Any) -> TokenProvider:
     auth = job.connection.auth
     if method_of(job) == "env":
-        token = from_env(text_key(auth, "token_env", "OUTREACH_ACCESS_TOKEN"), "Outreach access token", "Outreach")
+        token = from_env(text_key(auth, "token_env", "OUTREACH_ACCESS_TOKEN"), "Outreach access token", "Outreach",
+                         header=True)
         return StaticToken(token, "env")
-    token_file = text_key(auth, "token_file")
-    if not token_file:
-        raise JobError("oauth needs connection.auth.token_file: where the refresh token is kept "
-                       "(created 0600; e.g. \"~/.config/batchrunner/outreach-token.json\").")
-    path = (job.path.parent / Path(token_file).expanduser()).resolve()
-    client_id = from_env(text_key(auth, "client_id_env", "OUTREACH_CLIENT_ID"), "Outreach OAuth client id",
-                         "Outreach", secret=False)
-    client_secret = from_env(text_key(auth, "client_secret_env", "OUTREACH_CLIENT_SECRET"),
-                             "Outreach OAuth client secret", "Outreach")
-    seed = None
-    if not read_token_file(path).get("refresh_token"):
-        seed = from_env(text_key(auth, "refresh_token_env", "OUTREACH_REFRESH_TOKEN"),
-                        f"Outreach refresh token ({path} does not exist yet)", "Outreach")
+    path, client_id, client_secret, seed = refresh_token_credentials(job, "Outreach", "OUTREACH",
+                                                                     "outreach-token.json")
     url = check_url(text_key(auth, "token_url", TOKEN_URL), "connection.auth.token_url")
     return OutreachOAuth(url, client_id, client_secret, path, seed, text_key(auth, "redirect_uri"), **kw)
 

@@ -19,8 +19,7 @@ from typing import Any
 
 from batchrunner import secrets
 from batchrunner.auth import (AuthError, StaticToken, TokenProvider, check_url, choose_method, from_env,
-                              read_token_file, text_key, write_token_file)
-from batchrunner.errors import JobError
+                              read_token_file, refresh_token_credentials, text_key, write_token_file)
 from batchrunner.job import Job
 
 log = logging.getLogger("batchrunner.auth")
@@ -76,19 +75,7 @@ def provider_for(job: Job, **kw: Any) -> TokenProvider:
         token = from_env(text_key(auth, "token_env", "SALESLOFT_API_KEY"), "Salesloft API key", "Salesloft",
                          header=True)
         return StaticToken(token, "api_key")
-    token_file = text_key(auth, "token_file")
-    if not token_file:
-        raise JobError("oauth needs connection.auth.token_file: where the rotating refresh token is kept "
-                       "(created 0600; e.g. \"~/.config/batchrunner/salesloft-token.json\").")
-    path = (job.path.parent / Path(token_file).expanduser()).resolve()
-    client_id = from_env(text_key(auth, "client_id_env", "SALESLOFT_CLIENT_ID"), "Salesloft OAuth client id",
-                         "Salesloft", secret=False)
-    client_secret = from_env(text_key(auth, "client_secret_env", "SALESLOFT_CLIENT_SECRET"),
-                             "Salesloft OAuth client secret", "Salesloft")
-    stored = read_token_file(path).get("refresh_token")
-    seed = None
-    if not stored:
-        seed_env = text_key(auth, "refresh_token_env", "SALESLOFT_REFRESH_TOKEN")
-        seed = from_env(seed_env, f"Salesloft refresh token ({path} does not exist yet)", "Salesloft")
+    path, client_id, client_secret, seed = refresh_token_credentials(job, "Salesloft", "SALESLOFT",
+                                                                     "salesloft-token.json")
     url = check_url(text_key(auth, "token_url", TOKEN_URL), "connection.auth.token_url")
     return OAuthRefresh(url, client_id, client_secret, path, seed, **kw)
