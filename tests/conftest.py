@@ -11,6 +11,27 @@ def anyio_backend():
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def _demo_job_locks_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs of the repository's own demo jobs lock in the test's folder, not in jobs/.
+
+    The lock belongs to the job file (lock.py), so two tests running ``jobs/x.toml`` at once, as
+    pytest-xdist's workers do, would refuse each other. Jobs elsewhere keep the real lock.
+    """
+    from batchrunner import lock, runner
+
+    demo_jobs = (Path(__file__).resolve().parents[1] / "jobs").resolve()
+    real = lock.job_lock
+
+    def job_lock(job_path: Path) -> lock.RunLock:
+        resolved = Path(job_path).resolve()
+        if resolved.parent == demo_jobs:
+            return lock.RunLock(tmp_path / f".{resolved.name}.lock")
+        return real(job_path)
+
+    monkeypatch.setattr(runner, "job_lock", job_lock)
+
+
 @pytest.fixture
 def write_job(tmp_path: Path):
     """Write a CSV and a job file into tmp_path; return the job file's path."""
