@@ -22,7 +22,7 @@ PLATFORMS = PLATFORM_NAMES  # the registry (platforms/__init__.py) is the one li
 
 @dataclass
 class Limits:
-    concurrency: int = 4  # requests in flight at once
+    concurrency: int = 4  # requests in flight: the ceiling where adaptive, else fixed ("fixed:N": fixed); concurrency.py
     batch_size: int = 200  # Salesforce inputs per request (max unconfirmed: docs/platforms.md)
     requests_per_minute: int = 600  # Salesloft cost budget per minute, shared by the team
     max_attempts: int = 5  # per row, counting the first
@@ -35,6 +35,8 @@ class Limits:
     max_server_wait: float = 3900.0  # longest Retry-After obeyed (an hourly window + slack); past it: stop, resumably
     max_response_bytes: int = 32 * 1024 * 1024  # a longer answer is not read (RESPONSE_TOO_LARGE)
     circuit_breaker: int = 20  # stop if the first N requests fail every row with one code (0 = off)
+    #: not a key: how `concurrency` was written -- "default" (absent), "ceiling" (a number), "fixed" ("fixed:N")
+    concurrency_mode: str = field(default="default", init=False)
 
 
 #: [limits] keys that must be at least 1 (0 would mean "none", "no wait" or "unlimited" by accident)
@@ -194,7 +196,7 @@ def _typed_table(table: Any, cls: type, where: str) -> Any:
     if not isinstance(table, dict):
         raise JobError(f"[{where}] must be a table.")
     hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in names:
@@ -216,6 +218,24 @@ def _typed_table(table: Any, cls: type, where: str) -> Any:
             raise JobError(f"[{where}] {key} must not be negative, got {value!r}.")
         values[key] = value
     return cls(**values)
+
+
+def parse_limits(table: Any) -> Limits:
+    """``[limits]``; ``concurrency`` may also be ``"fixed:N"`` (concurrency.parse_setting)."""
+    from batchrunner.concurrency import parse_setting
+
+    mode = "default"
+    if isinstance(table, dict) and "concurrency" in table:
+        try:
+            mode, number = parse_setting(table["concurrency"])
+        except ValueError:
+            raise JobError("[limits] concurrency must be a number (the most requests in flight; adapted below it "
+                           "where the platform publishes no budget) or \"fixed:N\" (N, never adapted), got "
+                           f"a {type(table['concurrency']).__name__} that is neither.") from None
+        table = {**table, "concurrency": number}
+    limits = _typed_table(table, Limits, "limits")
+    limits.concurrency_mode = mode
+    return limits
 
 
 def sandbox_settings(base: SandboxSettings, overrides: dict[str, str]) -> SandboxSettings:
@@ -285,7 +305,7 @@ def _survey(raw: dict[str, Any]) -> list[str]:
             raise JobError("input must name the file to read (relative to the job file).")
 
     def limits() -> None:
-        check_limits(_typed_table(raw.get("limits", {}), Limits, "limits"))
+        check_limits(parse_limits(raw.get("limits", {})))
 
     collect(platform)
     collect(source)
@@ -377,7 +397,7 @@ def _parse_job(raw: dict[str, Any], path: Path) -> Job:
         columns=columns,
         operation_column=operation_column,
         connection=_typed_table(raw.get("connection", {}), Connection, "connection"),
-        limits=_typed_table(raw.get("limits", {}), Limits, "limits"),
+        limits=parse_limits(raw.get("limits", {})),
         sandbox=_typed_table(raw.get("sandbox", {}), SandboxSettings, "sandbox"),
         wire_values=wire_values,
         encoding=text("encoding") or "utf-8",
