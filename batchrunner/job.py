@@ -88,6 +88,9 @@ class SandboxSettings:
     token_expires_after: int = 0  # the token goes stale after N requests (0 = never)
     external_spend: float = 0.0  # fraction of the Salesloft budget another integration spends
     batch_ceiling: int = 0  # Salesforce: reject a request with more inputs than this (0 = none)
+    knee_in_flight: int = 0  # latency flat up to this many requests in flight, then growing with them (0 = flat)
+    lock_in_flight: int = 0  # Salesforce: past this many in flight, inputs fail UNABLE_TO_LOCK_ROW (0 = never)
+    lock_error_rate: float = 0.02  # ... each input's chance, per request in flight past lock_in_flight
     budget_per_minute: int = 600  # Salesloft team budget in the emulator
     api_limit: int = 15000  # Salesforce daily API allocation in the emulator
     api_used: int = 0
