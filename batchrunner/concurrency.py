@@ -13,7 +13,8 @@ no published budget (``adaptive_concurrency = True`` on the platform) the limit 
 * when a round's median latency grows past ``TOLERANCE`` x the baseline (the lowest round
   median: latency with no queue of ours), it is set to what the latency says the org works on at
   once plus one (``limit x baseline / median + 1``, TCP Vegas' queue estimate) -- it settles at
-  the knee instead of filling the org's queue;
+  the knee instead of filling the org's queue. Growth waits for a full round; backing off needs
+  only ``MIN_ROUND`` answers;
 * it never goes above the ceiling (``limits.concurrency``) or below 1.
 
 Why this and not the alternatives is in docs/limits.md. The decisions read an injected clock, so
@@ -36,9 +37,9 @@ from batchrunner.clock import Clock, SystemClock
 
 DEFAULT_CEILING = 16  # adaptive platforms, `concurrency` not given: the most requests ever in flight
 DEFAULT_FIXED = 4  # every other platform, `concurrency` not given (as before adaptive concurrency)
-START = 2  # where an adaptive limit starts (unless a resumed run's journal says where it ended)
+START = 4  # where an adaptive limit starts: today's fixed default (unless a resumed run's journal says otherwise)
 DECREASE = 0.75  # the cut on an overload signal
-TOLERANCE = 1.1  # a round's median latency within 10 % of the baseline is "flat"
+TOLERANCE = 1.25  # a round's median latency within 25 % of the baseline is "flat" (jitter; Gradient2 takes 1.5)
 MIN_ROUND = 4  # samples in a round at least (a median of fewer is noise)
 MIN_LATENCY = 1e-3  # seconds: a clock that did not move (a fake one) reads as 1 ms, never 0
 JOURNAL_META = "concurrency_limit"  # journal meta key: the adaptive limit when it last changed
@@ -152,8 +153,14 @@ class AdaptiveConcurrency(FixedConcurrency):
         ended = permit.ended if permit.ended is not None else self.clock.now()
         self.round.append(max(MIN_LATENCY, ended - permit.started))
         self.round_used = self.round_used or permit.in_flight >= self.limit
-        if len(self.round) >= max(MIN_ROUND, self.limit):
+        if len(self.round) >= max(MIN_ROUND, self.limit) or self._queue_building():
             self._end_round()
+
+    def _queue_building(self) -> bool:
+        """Quick to back off, slow to grow: MIN_ROUND answers whose median is past the tolerance
+        are enough to act; growing waits for a full round."""
+        return (len(self.round) >= MIN_ROUND and self.baseline is not None
+                and statistics.median(self.round) > TOLERANCE * self.baseline)
 
     def _end_round(self) -> None:
         median = statistics.median(self.round)
