@@ -5,8 +5,9 @@ its triggers and its sharing, and too much is punished with ``UNABLE_TO_LOCK_ROW
 request limits (docs/platforms.md). A fixed number is a guess, so for a platform that says it has
 no published budget (``adaptive_concurrency = True`` on the platform) the limit is *adaptive*:
 
-* it starts low (``START``) and doubles each round while latency stays flat and the limit was in
-  use (slow start), then, after the first sign of congestion, grows by one per round;
+* it starts low (``START``) and grows by half each round while latency stays flat and the limit
+  was in use (slow start, ended by a rise of 5 %), then, after the first sign of congestion,
+  by one per round while latency stays within ``TOLERANCE``;
 * on an overload signal -- a lock error, a 503, a timeout, a 429 or ``Retry-After`` (the rate
   limiter's pause), a concurrent-request limit -- it is cut to ``DECREASE`` of itself at once, at
   most once per round trip (answers to requests sent before the cut saw the old limit);
@@ -39,6 +40,8 @@ DEFAULT_CEILING = 16  # adaptive platforms, `concurrency` not given: the most re
 DEFAULT_FIXED = 4  # every other platform, `concurrency` not given (as before adaptive concurrency)
 START = 4  # where an adaptive limit starts: today's fixed default (unless a resumed run's journal says otherwise)
 DECREASE = 0.75  # the cut on an overload signal
+SLOW_START = 1.5  # growth per flat round until the first sign of congestion ...
+SLOW_START_TOLERANCE = 1.05  # ... which includes a round median more than 5 % over the baseline
 TOLERANCE = 1.25  # a round's median latency within 25 % of the baseline is "flat" (jitter; Gradient2 takes 1.5)
 MIN_ROUND = 4  # samples in a round at least (a median of fewer is noise)
 MIN_LATENCY = 1e-3  # seconds: a clock that did not move (a fake one) reads as 1 ms, never 0
@@ -169,8 +172,10 @@ class AdaptiveConcurrency(FixedConcurrency):
             self.baseline = median  # at 1 in flight there is no queue of ours: what the org takes now
         ratio = median / self.baseline
         if ratio <= TOLERANCE:
+            # slow start ends at the first rise of latency, before the knee is passed (TCP HyStart)
+            self.slow_start = self.slow_start and ratio <= SLOW_START_TOLERANCE
             if used and self.limit < self.ceiling:
-                grown = self.value * 2 if self.slow_start else self.value + 1
+                grown = self.value * SLOW_START if self.slow_start else self.value + 1
                 self._set(grown, f"latency flat ({median:.3f} s)")
             return
         self.slow_start = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -44,15 +45,24 @@ def adaptive(ceiling: int = 16, **kw) -> tuple[AdaptiveConcurrency, list[tuple[i
     return limit, changes
 
 
-def test_starts_low_and_doubles_while_latency_stays_flat_never_past_the_ceiling() -> None:
+def test_starts_low_and_grows_by_half_while_latency_stays_flat_never_past_the_ceiling() -> None:
     limit, changes = adaptive(16)
     seen = [limit.limit]
     for _ in range(6):
         answer_round(limit, 1.0)
         seen.append(limit.limit)
-    assert seen == [4, 8, 16, 16, 16, 16, 16]
-    assert [(old, new) for old, new, _ in changes] == [(4, 8), (8, 16)]  # one change, one line
-    assert limit.describe() == {"mode": "adaptive", "ceiling": 16, "reached": 16, "final": 16, "changes": 2}
+    assert seen == [4, 6, 9, 13, 16, 16, 16]
+    assert [(old, new) for old, new, _ in changes] == [(4, 6), (6, 9), (9, 13), (13, 16)]  # one change, one line
+    assert limit.describe() == {"mode": "adaptive", "ceiling": 16, "reached": 16, "final": 16, "changes": 4}
+
+
+def test_slow_start_ends_at_the_first_rise_of_latency() -> None:
+    limit, _ = adaptive(16)
+    answer_round(limit, 1.0)  # 4 -> 6
+    answer_round(limit, 1.08)  # a rise, still within tolerance: one more, no longer by half
+    assert limit.limit == 7 and not limit.slow_start
+    answer_round(limit, 1.0)
+    assert limit.limit == 8
 
 
 def test_after_congestion_it_grows_by_one_and_only_when_the_limit_was_in_use() -> None:
@@ -84,8 +94,8 @@ def test_the_platform_asking_for_fewer_requests_cuts_too() -> None:
 
 def test_latency_growth_brings_the_limit_back_to_the_knee() -> None:
     limit, _ = adaptive(16)
-    for _ in range(2):
-        answer_round(limit, 1.0)  # 4 -> 8 -> 16; baseline 1 s
+    while limit.limit < 16:
+        answer_round(limit, 1.0)  # 4 -> 6 -> 9 -> 13 -> 16; baseline 1 s
     answer_round(limit, 2.0)  # twice the baseline at 16: the org works on 8 at once
     assert limit.limit == 9  # 16 / 2 + 1: the knee, and one to probe
     seen = []
@@ -97,9 +107,9 @@ def test_latency_growth_brings_the_limit_back_to_the_knee() -> None:
 
 def test_latency_within_tolerance_is_flat() -> None:
     limit, _ = adaptive(16)
-    answer_round(limit, 1.0)
-    answer_round(limit, 1.2)
-    assert limit.limit == 16
+    answer_round(limit, 1.0)  # 4 -> 6
+    answer_round(limit, 1.2)  # not flat enough to go on growing by half, flat enough to grow
+    assert limit.limit == 7
 
 
 def test_never_below_one_and_at_one_the_latency_becomes_the_baseline() -> None:
@@ -114,11 +124,11 @@ def test_never_below_one_and_at_one_the_latency_becomes_the_baseline() -> None:
 def test_answers_to_requests_sent_under_an_older_limit_are_not_samples() -> None:
     limit, _ = adaptive(16)
     old = limit.epoch
-    answer_round(limit, 1.0)  # 4 -> 8
+    answer_round(limit, 1.0)  # 4 -> 6
     for _ in range(10):
         limit.observe(Permit(0.0, old, 4, ended=50.0))  # slow, but measured the old limit
         limit.observe(Permit(0.0, old, 4, ended=1.0), overload="HTTP_503")  # already acted on
-    assert limit.limit == 8 and limit.round == []
+    assert limit.limit == 6 and limit.round == []
 
 
 def test_small_requests_are_no_latency_sample() -> None:
@@ -227,3 +237,24 @@ async def test_a_run_settles_near_the_knee_with_few_lock_errors(tmp_path: Path, 
     assert max(emulator.assignments.values()) == 1  # the sandbox's own record: nothing applied twice
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("concurrency ")]
     assert len(lines) == reached["changes"] < result.summary["requests_sent"] / 4  # per change, not per request
+
+
+def test_each_change_is_one_log_line_and_goes_to_the_journal_so_resume_starts_there(tmp_path, caplog) -> None:
+    from batchrunner.execute import Executor
+    from batchrunner.journal import Journal
+    from batchrunner.ratelimit import RateLimiter
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    limit = AdaptiveConcurrency(16, clock=Clock())
+    Executor(object(), None, journal, RateLimiter(None), concurrency=limit, progress=False)  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="batchrunner.run")
+    answer_round(limit, 1.0)
+    answer_round(limit, 1.0, overload="HTTP_503")
+    assert [r.getMessage() for r in caplog.records] == [
+        "concurrency 4 -> 6: latency flat (1.000 s)", "concurrency 6 -> 4: overload: HTTP_503"]
+    assert journal.meta()[concurrency.JOURNAL_META] == 4
+    job = SimpleNamespace(limits=SimpleNamespace(concurrency=16, concurrency_mode="default"))
+    resumed = concurrency.build(job, get_platform("salesforce"), start=journal.meta()[concurrency.JOURNAL_META])
+    assert resumed.limit == 4 and resumed.mode == "adaptive"
+    answer_round(resumed, 1.0)
+    assert resumed.limit == 5  # no second slow start: it goes on from where the run was
