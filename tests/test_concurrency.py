@@ -258,3 +258,33 @@ def test_each_change_is_one_log_line_and_goes_to_the_journal_so_resume_starts_th
     assert resumed.limit == 4 and resumed.mode == "adaptive"
     answer_round(resumed, 1.0)
     assert resumed.limit == 5  # no second slow start: it goes on from where the run was
+
+
+def test_the_sandbox_knee_latency_and_locks() -> None:
+    """Flat to the knee, then in proportion; past lock_in_flight an input fails UNABLE_TO_LOCK_ROW
+    and is not applied (the emulator's own record), and a retry of it goes through."""
+    from batchrunner import jsonio
+    from batchrunner.platforms.salesforce.ids import to18
+    from batchrunner.sandbox.app import SandboxApp
+    from batchrunner.sandbox.base import SandboxRequest
+    from batchrunner.sandbox.faults import FaultyApp
+    from batchrunner.sandbox.salesforce import SalesforceEmulator
+    from batchrunner.sandbox.seeds import load_seed
+
+    org = load_seed("salesforce_org.json")
+    org["leads"] = [{"id": to18(f"00Q7b{i:010d}"), "first_name": "L", "last_name": str(i)} for i in range(20)]
+    emulator = SalesforceEmulator(org)
+    app = FaultyApp(SandboxApp([emulator]), SandboxSettings(knee_in_flight=8, lock_in_flight=12, lock_error_rate=0.5))
+    assert [app.knee_factor(n) for n in (1, 8, 12, 16)] == [1.0, 1.0, 1.5, 2.0]
+    path = "/services/data/v62.0/actions/standard/assignTargetToSalesCadence"
+    inputs = [{"targetId": lead["id"], "salesCadenceNameOrId": "Q4 Outbound"} for lead in org["leads"]]
+    request = SandboxRequest("POST", path, [], {"authorization": "Bearer sandbox-token"},
+                             jsonio.dumps({"inputs": inputs}))
+    app.lock_rows(request, 12)  # at the threshold: no lock
+    assert not emulator.locked_targets
+    app.lock_rows(request, 14)  # two past it: each input's chance is 100 %
+    assert len(emulator.locked_targets) == 20 and app.injected["lock"] == 20
+    answer = emulator.handle(request)
+    assert answer.status == 400 and {r["errors"][0]["statusCode"] for r in answer.body} == {"UNABLE_TO_LOCK_ROW"}
+    assert not emulator.assignments
+    assert emulator.handle(request).status == 200 and len(emulator.assignments) == 20
