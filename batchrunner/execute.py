@@ -30,6 +30,7 @@ from tqdm import tqdm
 from batchrunner import failpoints
 from batchrunner.bounded import ResponseTooLarge
 from batchrunner.clock import Clock, SystemClock
+from batchrunner.concurrency import JOURNAL_META, FixedConcurrency, Permit
 from batchrunner.guards import SIZE_REJECTIONS, BatchCeiling, CircuitBreaker
 from batchrunner.journal import Journal
 from batchrunner.outcome import RowOutcome, Status
@@ -62,6 +63,26 @@ class ExecStats:
     stopped: tuple[str, str] | None = None  # (code, message) of the stop
     rate_wait: float = 0.0  # seconds spent waiting on the rate limiter and backoffs
     api_usage: dict[str, int | None] | None = None  # last Sforce-Limit-Info seen
+    concurrency: dict[str, Any] | None = None  # mode, ceiling, the limit reached (concurrency.py)
+
+
+#: HTTP answers that say the server has more than it can take: the adaptive limit is cut
+OVERLOAD_STATUSES = frozenset({429, 503, 504})
+
+
+def overload_signal(response: httpx.Response | None, error: Exception | None, verdict: Verdict) -> str | None:
+    """Why this answer says "fewer requests at once", or None. Generic HTTP (429, 503, 504, a
+    timeout, a Retry-After pause of the rate limiter) or the platform's own word
+    (``RateSignal.overload``, e.g. Salesforce's UNABLE_TO_LOCK_ROW): the executor knows no platform."""
+    if verdict.rate.overload:
+        return verdict.rate.overload
+    if isinstance(error, httpx.TimeoutException):
+        return "TIMEOUT"
+    if response is not None and response.status_code in OVERLOAD_STATUSES:
+        return f"HTTP_{response.status_code}"
+    if verdict.rate.retry_after is not None or verdict.rate.pause_all:
+        return "RATE_LIMITED"
+    return None
 
 
 class _IO:
@@ -111,7 +132,7 @@ class Executor:
         journal: Journal,
         limiter: RateLimiter,
         *,
-        concurrency: int = 4,
+        concurrency: int | FixedConcurrency = 4,
         policy: RetryPolicy | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -123,9 +144,13 @@ class Executor:
         self.rows = rows
         self.journal = journal
         self.limiter = limiter
-        self.concurrency = anyio.CapacityLimiter(concurrency)
         self.policy = policy or RetryPolicy()
         self.clock = clock or SystemClock()
+        # a number is today's fixed limit; runner.py passes concurrency.build(...) (adaptive or fixed)
+        self.concurrency = (concurrency if isinstance(concurrency, FixedConcurrency)
+                            else FixedConcurrency(concurrency, clock=self.clock))
+        self.concurrency.on_change = self._limit_changed
+        self._largest_unit = 0  # rows in the largest request sent: smaller ones are no latency sample
         self.rng = rng or random.Random()
         self.stats = ExecStats()
         self.progress_enabled = progress
@@ -151,6 +176,13 @@ class Executor:
         if self.on_progress is not None and outcomes:
             self.done_rows += len(outcomes)
             self.on_progress(self.done_rows, self.total_rows)
+
+    def _limit_changed(self, old: int, new: int, reason: str) -> None:
+        """One run.log line per change of the limit (not per request); an adaptive limit also goes
+        to the journal, so `resume` starts where the run left off."""
+        _log.info("concurrency %d -> %d: %s", old, new, reason)
+        if self.concurrency.mode == "adaptive":
+            self.journal.set_meta(**{JOURNAL_META: new})
 
     def request_stop(self, code: str, message: str) -> None:
         if self.stats.stopped is None:
@@ -208,6 +240,7 @@ class Executor:
                 await self._run_wave(units)
         finally:
             self.bar.close()
+            self.stats.concurrency = self.concurrency.describe()
         return self.stats
 
     async def _run_wave(self, units: list[WorkUnit]) -> None:
@@ -234,7 +267,7 @@ class Executor:
                         if pending == 0:
                             send.close()
 
-        workers = max(1, int(self.concurrency.total_tokens))
+        workers = self.concurrency.ceiling  # the limit's ceiling: the permits decide how many send at once
         with receive:
             async with anyio.create_task_group() as tg:
                 self._wave_scope = tg.cancel_scope
@@ -274,7 +307,8 @@ class Executor:
         request = self.session.build_request(unit, payload)
         response: httpx.Response | None = None
         error: Exception | None = None
-        async with self.concurrency:  # held for the send only: a verdict may need look-ups
+        self._largest_unit = max(self._largest_unit, len(unit.rows))
+        async with self.concurrency.permit() as permit:  # held for the send only: a verdict may need look-ups
             self.journal.start(unit.rows)
             unit.attempts += 1
             self.stats.requests += 1
@@ -307,8 +341,7 @@ class Executor:
             self.limiter.observe(verdict.rate)
         except StopRun as stop:  # a Retry-After past limits.max_server_wait
             verdict.stop = verdict.stop or (stop.code, stop.message)
-        if verdict.rate.lower_concurrency and self.concurrency.total_tokens > 1:
-            self.concurrency.total_tokens = int(self.concurrency.total_tokens) - 1
+        self._observe(permit, unit, response, error, verdict)
         if verdict.stop is None and not verdict.retry and not verdict.split:
             verdict.stop = self.breaker.observe(verdict.outcomes)
         if response is not None:
@@ -316,6 +349,14 @@ class Executor:
         result = self._apply(unit, verdict, requeue)
         failpoints.hit("execute.after_record")
         return result
+
+    def _observe(self, permit: Permit, unit: WorkUnit, response: httpx.Response | None, error: Exception | None,
+                 verdict: Verdict) -> None:
+        """Tell the concurrency limit how the request went: overloaded, or how long it took (a
+        request much smaller than the largest -- a retried remnant -- is no fair latency sample)."""
+        self.concurrency.observe(permit, overload=overload_signal(response, error, verdict),
+                                 lower=verdict.rate.lower_concurrency,
+                                 sample=response is not None and 2 * len(unit.rows) >= self._largest_unit)
 
     def _apply(self, unit: WorkUnit, verdict: Verdict, requeue: Callable[[WorkUnit], None]) -> tuple[WorkUnit, float]:
         """Record what is final; return the unit still to send now (empty when done) and the

@@ -22,7 +22,7 @@ PLATFORMS = PLATFORM_NAMES  # the registry (platforms/__init__.py) is the one li
 
 @dataclass
 class Limits:
-    concurrency: int = 4  # requests in flight at once
+    concurrency: int = 4  # requests in flight: the ceiling where adaptive, else fixed ("fixed:N": fixed); concurrency.py
     batch_size: int = 200  # Salesforce inputs per request (max unconfirmed: docs/platforms.md)
     requests_per_minute: int = 600  # Salesloft cost budget per minute, shared by the team
     max_attempts: int = 5  # per row, counting the first
@@ -35,6 +35,8 @@ class Limits:
     max_server_wait: float = 3900.0  # longest Retry-After obeyed (an hourly window + slack); past it: stop, resumably
     max_response_bytes: int = 32 * 1024 * 1024  # a longer answer is not read (RESPONSE_TOO_LARGE)
     circuit_breaker: int = 20  # stop if the first N requests fail every row with one code (0 = off)
+    #: not a key: how `concurrency` was written -- "default" (absent), "ceiling" (a number), "fixed" ("fixed:N")
+    concurrency_mode: str = field(default="default", init=False)
 
 
 #: [limits] keys that must be at least 1 (0 would mean "none", "no wait" or "unlimited" by accident)
@@ -86,6 +88,9 @@ class SandboxSettings:
     token_expires_after: int = 0  # the token goes stale after N requests (0 = never)
     external_spend: float = 0.0  # fraction of the Salesloft budget another integration spends
     batch_ceiling: int = 0  # Salesforce: reject a request with more inputs than this (0 = none)
+    knee_in_flight: int = 0  # latency flat up to this many requests in flight, then growing with them (0 = flat)
+    lock_in_flight: int = 0  # Salesforce: past this many in flight, inputs fail UNABLE_TO_LOCK_ROW (0 = never)
+    lock_error_rate: float = 0.02  # ... each input's chance, per request in flight past lock_in_flight
     budget_per_minute: int = 600  # Salesloft team budget in the emulator
     api_limit: int = 15000  # Salesforce daily API allocation in the emulator
     api_used: int = 0
@@ -194,7 +199,7 @@ def _typed_table(table: Any, cls: type, where: str) -> Any:
     if not isinstance(table, dict):
         raise JobError(f"[{where}] must be a table.")
     hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in names:
@@ -216,6 +221,24 @@ def _typed_table(table: Any, cls: type, where: str) -> Any:
             raise JobError(f"[{where}] {key} must not be negative, got {value!r}.")
         values[key] = value
     return cls(**values)
+
+
+def parse_limits(table: Any) -> Limits:
+    """``[limits]``; ``concurrency`` may also be ``"fixed:N"`` (concurrency.parse_setting)."""
+    from batchrunner.concurrency import parse_setting
+
+    mode = "default"
+    if isinstance(table, dict) and "concurrency" in table:
+        try:
+            mode, number = parse_setting(table["concurrency"])
+        except ValueError:
+            raise JobError("[limits] concurrency must be a number (the most requests in flight; adapted below it "
+                           "where the platform publishes no budget) or \"fixed:N\" (N, never adapted), got "
+                           f"a {type(table['concurrency']).__name__} that is neither.") from None
+        table = {**table, "concurrency": number}
+    limits = _typed_table(table, Limits, "limits")
+    limits.concurrency_mode = mode
+    return limits
 
 
 def sandbox_settings(base: SandboxSettings, overrides: dict[str, str]) -> SandboxSettings:
@@ -285,7 +308,7 @@ def _survey(raw: dict[str, Any]) -> list[str]:
             raise JobError("input must name the file to read (relative to the job file).")
 
     def limits() -> None:
-        check_limits(_typed_table(raw.get("limits", {}), Limits, "limits"))
+        check_limits(parse_limits(raw.get("limits", {})))
 
     collect(platform)
     collect(source)
@@ -377,7 +400,7 @@ def _parse_job(raw: dict[str, Any], path: Path) -> Job:
         columns=columns,
         operation_column=operation_column,
         connection=_typed_table(raw.get("connection", {}), Connection, "connection"),
-        limits=_typed_table(raw.get("limits", {}), Limits, "limits"),
+        limits=parse_limits(raw.get("limits", {})),
         sandbox=_typed_table(raw.get("sandbox", {}), SandboxSettings, "sandbox"),
         wire_values=wire_values,
         encoding=text("encoding") or "utf-8",

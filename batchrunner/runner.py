@@ -23,7 +23,7 @@ import anyio
 import httpx
 import polars as pl
 
-from batchrunner import __version__, failpoints, interrupts, runlog, secrets, snapshot
+from batchrunner import __version__, concurrency, failpoints, interrupts, runlog, secrets, snapshot
 from batchrunner.auth import AuthError
 from batchrunner.bounded import bound_client
 from batchrunner.clock import Clock
@@ -153,7 +153,7 @@ def _client_factory(job: Job, app: Any | None):
         # request that never left fails as ConnectTimeout/PoolTimeout, safe to send again, not as
         # the whole-request deadline's ReadTimeout, which must count as maybe applied
         timeout = httpx.Timeout(job.limits.timeout, connect=job.limits.timeout / 2, pool=job.limits.timeout / 2)
-        limits = httpx.Limits(max_connections=job.limits.concurrency + 2)
+        limits = httpx.Limits(max_connections=concurrency.for_job(job, get_platform(job.platform))[1] + 2)
         headers = {**headers, "User-Agent": f"batchrunner/{__version__}"}
         if job.is_sandbox and base_url is None:
             from batchrunner.sandbox.factory import build_sandbox
@@ -335,6 +335,7 @@ async def send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jou
         "transport_errors": stats.transport_errors, "batch_splits": stats.splits,
         "http_statuses": {str(k): v for k, v in sorted(stats.status_counts.items())},
         "rate_limit_wait_seconds": round(stats.rate_wait, 3), "api_usage": stats.api_usage,
+        "concurrency": stats.concurrency,
         "budget_per_minute": prepared.platform.budget_per_minute(job),
         "stopped": None if stats.stopped is None else {"code": stats.stopped[0], "message": stats.stopped[1]},
         "started_at": started_at, "finished_at": utc_now(),
@@ -378,10 +379,13 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
         limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
                               window_kind=job.limits.rate_window, margin=max(0, job.limits.concurrency - 1),
                               max_server_wait=job.limits.max_server_wait)
+        # adaptive where the platform publishes no budget; a resumed run starts at its last limit
+        in_flight = concurrency.build(job, prepared.platform, clock=clock,
+                                      start=journal.meta().get(concurrency.JOURNAL_META))
         fields = [c for c in prepared.validated.columns if not c.startswith("__") and c != OP]
         executor = Executor(
             session, FrameRows(prepared.validated, fields), journal, limiter,
-            concurrency=job.limits.concurrency,
+            concurrency=in_flight,
             policy=RetryPolicy(job.limits.max_attempts, job.limits.backoff_base, job.limits.backoff_max),
             clock=clock, rng=rng, progress=progress, on_progress=on_progress,
             circuit_breaker=job.limits.circuit_breaker,
@@ -672,7 +676,7 @@ def validation_summary(prepared: Prepared) -> dict[str, Any]:
                      for code, n, rows, message in grouped.iter_rows()],
         "sync": prepared.sync.describe() if prepared.sync is not None else None,
         "requests": the_plan.requests, "waves": len(the_plan.waves),
-        "estimated_seconds": round(estimate_seconds(prepared), 1), "concurrency": prepared.job.limits.concurrency,
+        "estimated_seconds": round(estimate_seconds(prepared), 1), "concurrency": concurrency.for_job(prepared.job, prepared.platform)[1],
         "budget_per_minute": budget, "notes": list(prepared.loaded.notes), "sent": 0,
         "constants_note": validate_note(prepared.job),
         "banner": (f"{'SANDBOX' if prepared.job.is_sandbox else 'LIVE'} {prepared.job.platform} ({prepared.target}) "
@@ -686,7 +690,7 @@ def estimate_seconds(prepared: Prepared, latency: float = 1.0) -> float:
     faster than the per-minute budget allows."""
     job = prepared.job
     requests = prepared.plan.requests
-    by_concurrency = math.ceil(requests / job.limits.concurrency) * latency
+    by_concurrency = math.ceil(requests / concurrency.for_job(job, prepared.platform)[1]) * latency
     budget = prepared.platform.budget_per_minute(job)
     by_budget = requests / budget * 60 if budget else 0.0
     return max(by_concurrency, by_budget)

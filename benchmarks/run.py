@@ -1,8 +1,9 @@
 """Benchmarks: does batchrunner use the platforms' budgets fully, without tripping them, and is the
 local work cheap? Not part of the test suite; results are ratios measured in one run.
 
-    python benchmarks/run.py            # all scenarios (about three minutes)
+    python benchmarks/run.py            # all scenarios (about eight minutes)
     python benchmarks/run.py 1 3        # some of them
+    python benchmarks/run.py --tiny 6 7 # check scenarios 6 and 7 run (a few hundred rows)
 
 1. Salesloft budget use: N enrolments against the sandbox at a known budget and latency;
    achieved requests/minute / budget and 429s, and the same for a naive sequential httpx loop.
@@ -16,6 +17,17 @@ local work cheap? Not part of the test suite; results are ratios measured in one
 5. report.html for a 1,000,000-row run: the time to read the journal's timeline, render the page
    and write it, and the page's size; from a journal shaped like a Salesforce run (5,000 finish
    events of 200 rows) and like a Salesloft run (1,000,000 events of one row), over 20 minutes.
+6. Salesforce concurrency on an org with a knee (`[sandbox] knee_in_flight`, `lock_in_flight`):
+   40,000 assigns (batch_size 200) at fixed concurrency 1, 2, 4, 8, 16, 32, then adaptive with
+   nothing set, then a sequential script (one request at a time with httpx, as a simple-salesforce
+   script sends them; fixed 1 and the script send a quarter of the rows: their rate is steady).
+   Rows/s and the share of inputs sent that met UNABLE_TO_LOCK_ROW, each against the best fixed
+   and against fixed 4 (the default before adaptive concurrency).
+7. Salesforce batch ceiling: a sandbox rejecting requests of more than 50 inputs
+   (LIMIT_EXCEEDED), 180 / 1,000 / 10,000 rows at batch_size 200: action requests against
+   ceil(rows / ceiling) + 1.
+
+``--tiny`` runs scenarios 6 and 7 at a few hundred rows: a check that the code runs, not a figure.
 
 The Salesloft scenarios shrink the budget window from 60 s to WINDOW seconds (the budget per
 window shrinks with it, so the rate is the real 600/min-class rate) to measure many windows in a
@@ -47,6 +59,7 @@ from batchrunner.sandbox.salesforce import SalesforceEmulator
 from batchrunner.sandbox.salesloft import SalesloftEmulator
 from batchrunner.sandbox.seeds import load_seed
 
+SIZES = {"knee_rows": 40_000, "ceiling_rows": [180, 1_000, 10_000]}  # scenarios 6 and 7 (--tiny shrinks them)
 WINDOW = 6.0  # seconds per budget window in scenarios 1-2 (the platform's is 60)
 RATE = 20.0  # requests per second allowed by the budget (1,200 per minute)
 LATENCY_MS = 150.0
@@ -133,23 +146,35 @@ async def naive_loop(n: int) -> dict:
             "utilisation": round(len(app.statuses) / elapsed / RATE, 3), "429s": app.statuses.count(429)}
 
 
-async def salesforce(rows: int, batch: int, latency_ms: float, faults: bool) -> dict:
+def _org(rows: int) -> tuple[dict, SalesforceEmulator]:
     org = load_seed("salesforce_org.json")
     org["leads"] = [{"id": to18(f"00Q7b{i:010d}"), "first_name": "L", "last_name": str(i)} for i in range(rows)]
-    emulator = SalesforceEmulator(org, api_limit=10**9)
-    settings = SandboxSettings(latency_ms=latency_ms, error_rate=0.1 if faults else 0.0,
-                               reset_rate=0.05 if faults else 0.0, seed=7)
-    app = Counting(FaultyApp(SandboxApp([emulator]), settings))
-    concurrency = 4
+    return org, SalesforceEmulator(org, api_limit=10**9)
+
+
+async def _salesforce_run(rows: int, settings: SandboxSettings, limits: str) -> tuple:
+    """One Salesforce assign run of ``rows`` leads against the sandbox with ``settings``;
+    (result, counting app, fault layer, emulator, seconds)."""
+    org, emulator = _org(rows)
+    faulty = FaultyApp(SandboxApp([emulator]), settings)
+    app = Counting(faulty)
     with tempfile.TemporaryDirectory() as tmp:
         job = _job(Path(tmp), "sf-bench", "salesforce", [lead["id"] for lead in org["leads"]], "Lead Id",
                    'targetId = "Lead Id"\nsalesCadenceNameOrId = { value = "Q4 Outbound" }',
-                   f"concurrency = {concurrency}\nbatch_size = {batch}\nbackoff_base = 0.05\nbackoff_max = 0.5\n"
-                   "max_attempts = 8", "assign")
+                   f"{limits}\nbackoff_base = 0.05\nbackoff_max = 0.5\nmax_attempts = 8", "assign")
         prepared = prepare(load_job(job))
         start = time.monotonic()
         result = await run_prepared(prepared, output_dir=Path(tmp), sandbox_app=app, progress=False)
         elapsed = time.monotonic() - start
+    return result, app, faulty, emulator, elapsed
+
+
+async def salesforce(rows: int, batch: int, latency_ms: float, faults: bool) -> dict:
+    settings = SandboxSettings(latency_ms=latency_ms, error_rate=0.1 if faults else 0.0,
+                               reset_rate=0.05 if faults else 0.0, seed=7)
+    concurrency = 4  # fixed: the ideal below divides by it
+    result, app, _, emulator, elapsed = await _salesforce_run(
+        rows, settings, f'concurrency = "fixed:{concurrency}"\nbatch_size = {batch}')
     ideal = math.ceil(rows / batch) * latency_ms / 1000 / concurrency
     counts = result.summary["counts"]
     return {"rows": rows, "batch_size": batch, "faults": "10% 503 + 5% resets" if faults else "none",
@@ -157,6 +182,84 @@ async def salesforce(rows: int, batch: int, latency_ms: float, faults: bool) -> 
             "seconds": round(elapsed, 2), "ideal_seconds": round(ideal, 2), "wall/ideal": round(elapsed / ideal, 3),
             "final_status_rows": sum(counts.values()) - counts["not_attempted"],
             "succeeded": counts["succeeded"], "assigned_twice": sum(v > 1 for v in emulator.assignments.values())}
+
+
+KNEE = 8  # scenario 6: the org works on 8 requests at once ...
+LOCKS = 12  # ... and locks rows past 12 in flight
+KNEE_LATENCY_MS = 300.0
+
+
+def _knee_settings() -> SandboxSettings:
+    return SandboxSettings(latency_ms=KNEE_LATENCY_MS, latency_jitter_ms=KNEE_LATENCY_MS / 10, seed=11,
+                           knee_in_flight=KNEE, lock_in_flight=LOCKS)
+
+
+async def salesforce_knee(rows: int, batch: int, concurrency: str | None) -> dict:
+    """Scenario 6: one run on the org with a knee, at a fixed concurrency or adaptive (None: the
+    job sets nothing). Rows/s, the share of inputs sent that met UNABLE_TO_LOCK_ROW."""
+    limits = f"batch_size = {batch}" + (f"\nconcurrency = {concurrency}" if concurrency else "")
+    result, app, faulty, emulator, elapsed = await _salesforce_run(rows, _knee_settings(), limits)
+    sent = sum(emulator.received.values())
+    reached = result.summary["concurrency"]
+    return {"concurrency": concurrency or "adaptive (nothing set)", "rows": rows,
+            "succeeded": result.summary["counts"]["succeeded"], "requests (with look-ups)": len(app.statuses),
+            "seconds": round(elapsed, 2), "rows_per_second": int(rows / elapsed),
+            "lock_error_share": round(faulty.injected.get("lock", 0) / sent, 4),
+            "limit reached / final": f"{reached['reached']} / {reached['final']}",
+            "peak_in_flight": faulty.peak_in_flight,
+            "assigned_twice": sum(v > 1 for v in emulator.assignments.values())}
+
+
+async def sequential_script(rows: int, batch: int) -> dict:
+    """Scenario 6's peer: what a simple-salesforce script does -- one action request of ``batch``
+    inputs after another with httpx, no concurrency, no retries -- against the same org."""
+    org, emulator = _org(rows)
+    faulty = FaultyApp(SandboxApp([emulator]), _knee_settings())
+    app = Counting(faulty)
+    ids = [lead["id"] for lead in org["leads"]]
+    start = time.monotonic()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.local",
+                                 headers={"Authorization": "Bearer sandbox-token"}) as client:
+        for first in range(0, rows, batch):
+            inputs = [{"targetId": i, "salesCadenceNameOrId": "Q4 Outbound"} for i in ids[first:first + batch]]
+            await client.post("/services/data/v62.0/actions/standard/assignTargetToSalesCadence",
+                              json={"inputs": inputs}, timeout=120)
+    elapsed = time.monotonic() - start
+    sent = sum(emulator.received.values())
+    return {"concurrency": "sequential script (httpx, one at a time)", "rows": rows,
+            "succeeded": sum(emulator.assignments.values()), "requests (with look-ups)": len(app.statuses),
+            "seconds": round(elapsed, 2), "rows_per_second": int(rows / elapsed),
+            "lock_error_share": round(faulty.injected.get("lock", 0) / sent, 4), "peak_in_flight": faulty.peak_in_flight}
+
+
+def knee_sweep(rows: int, batch: int) -> list[dict]:
+    """Scenario 6: fixed 1..32, adaptive, and the sequential script; each row's share of the best fixed."""
+    # one at a time takes longest and its rate is steady from the first request: a quarter of the rows
+    results = [anyio.run(salesforce_knee, rows // 4 if c == 1 else rows, batch, f'"fixed:{c}"')
+               for c in (1, 2, 4, 8, 16, 32)]
+    best = max(r["rows_per_second"] for r in results)
+    results.append(anyio.run(salesforce_knee, rows, batch, None))
+    results.append(anyio.run(sequential_script, rows // 4, batch))
+    default = results[2]["rows_per_second"]  # "fixed:4": today's default
+    for r in results:
+        r["of_best_fixed"] = round(r["rows_per_second"] / best, 3)
+        r["of_fixed_4"] = round(r["rows_per_second"] / default, 3)
+    return results
+
+
+async def ceiling(rows: int, ceiling_inputs: int = 50, batch: int = 200) -> dict:
+    """Scenario 7: a sandbox that rejects requests of more than ``ceiling_inputs`` inputs
+    (LIMIT_EXCEEDED); the remembered ceiling (guards.BatchCeiling) against ceil(rows/ceiling) + 1."""
+    settings = SandboxSettings(batch_ceiling=ceiling_inputs, seed=1)
+    result, app, faulty, emulator, elapsed = await _salesforce_run(
+        rows, settings, f'batch_size = {batch}\nconcurrency = "fixed:4"')
+    calls = [n for _, n in emulator.calls]  # action requests the org accepted (the rejected never reach it)
+    rejected = faulty.injected.get("batch_ceiling", 0)
+    return {"rows": rows, "batch_size": batch, "ceiling": ceiling_inputs, "action requests": rejected + len(calls),
+            "rejected (LIMIT_EXCEEDED)": rejected,
+            "ceil(rows/ceiling)+1": math.ceil(rows / ceiling_inputs) + 1,
+            "inputs per accepted request": max(calls) if calls else 0,
+            "succeeded": result.summary["counts"]["succeeded"], "seconds": round(elapsed, 2)}
 
 
 def local_overhead_child(rows: int, sandbox_url: str | None) -> None:
@@ -176,7 +279,7 @@ def local_overhead_child(rows: int, sandbox_url: str | None) -> None:
         job.write_text(f'name = "sf-million"\nplatform = "salesforce"\noperation = "assign"\ninput = "big.csv"\n'
                        'output_dir = "runs"\n[columns]\ntargetId = "Lead Id"\n'
                        'salesCadenceNameOrId = { value = "Q4 Outbound" }\n[connection]\nsandbox = true\n'
-                       f'{url}[sandbox]\napi_limit = 1000000000\n[limits]\nconcurrency = 4\nbatch_size = 200\n',
+                       f'{url}[sandbox]\napi_limit = 1000000000\n[limits]\nconcurrency = "fixed:4"\nbatch_size = 200\n',
                        encoding="utf-8")
         start = time.monotonic()
         prepared = prepare(load_job(job))
@@ -289,10 +392,20 @@ def main(selected: set[str]) -> None:
     if "5" in selected:
         table("5. report.html for 1,000,000 rows (timeline from the journal + render + write)",
               [report_html(per_event=200), report_html(per_event=1)])
+    if "6" in selected:
+        table(f"6. Salesforce concurrency on an org with a knee (latency {KNEE_LATENCY_MS:.0f} ms flat up to {KNEE} "
+              f"in flight, then growing; lock errors past {LOCKS}): fixed sweep, adaptive, sequential script",
+              knee_sweep(SIZES["knee_rows"], 200))
+    if "7" in selected:
+        table("7. Salesforce batch ceiling remembered (the sandbox rejects more than 50 inputs)",
+              [anyio.run(ceiling, n) for n in SIZES["ceiling_rows"]])
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         local_overhead_child(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     else:
-        main(set(sys.argv[1:]) or {"1", "2", "3", "4", "5"})
+        args = [a for a in sys.argv[1:] if a != "--tiny"]
+        if "--tiny" in sys.argv:  # check the code runs, in seconds; not a measurement
+            SIZES.update(knee_rows=400, ceiling_rows=[180])
+        main(set(args) or {"1", "2", "3", "4", "5", "6", "7"})

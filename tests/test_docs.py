@@ -116,7 +116,7 @@ def _subcommands() -> list[str]:
 def _job_keys() -> list[str]:
     keys = list(job.TOP_KEYS)
     for cls in (job.Limits, job.Connection, job.SandboxSettings):
-        keys.extend(f.name for f in dataclasses.fields(cls))
+        keys.extend(f.name for f in dataclasses.fields(cls) if f.init)  # init=False: not a key
     return keys
 
 

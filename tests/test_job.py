@@ -32,7 +32,7 @@ def test_loads_and_resolves_paths(write_job, tmp_path):
         (BASE + "\n[limits]\nconcurency = 3\n", "Unknown key 'concurency' in [limits]. Did you mean 'concurrency'"),
         (BASE.replace('platform = "salesforce"', 'platform = "salesfroce"'), "Did you mean 'salesforce'"),
         (BASE + "\nbatch = 3\n", "Unknown key 'batch'"),
-        (BASE + "\n[limits]\nconcurrency = \"4\"\n", "concurrency must be int, got a str"),
+        (BASE + "\n[limits]\nconcurrency = \"4\"\n", "concurrency must be a number (the most requests in flight"),
         (BASE + "\n[limits]\nconcurrency = 0\n", "at least 1"),
         ("name = [", "not valid TOML"),
     ],

@@ -121,6 +121,9 @@ class RateSignal:
     api_used: int | None = None  # daily calls used (Salesforce Sforce-Limit-Info)
     api_limit: int | None = None
     lower_concurrency: bool = False  # e.g. ConcurrentPerOrgLongTxn
+    #: the platform's own word that it has more than it can take (e.g. Salesforce UNABLE_TO_LOCK_ROW):
+    #: an adaptive concurrency limit is cut (concurrency.py); None when the answer says nothing of it
+    overload: str | None = None
 
 
 @dataclass

@@ -28,7 +28,7 @@ def build_sandbox(settings: SandboxSettings | None = None, *, record_requests: b
     app = SandboxApp(emulators, record_requests=record_requests)
     faults = (settings.latency_ms, settings.latency_jitter_ms, settings.error_rate, settings.reset_rate,
               settings.timeout_rate, settings.burst_429_every, settings.token_expires_after, settings.external_spend,
-              settings.batch_ceiling)
+              settings.batch_ceiling, settings.lock_in_flight)
     return FaultyApp(app, settings) if any(faults) else app
 
 

@@ -3,7 +3,9 @@
 An ASGI wrapper around ``SandboxApp``: latency, 500/503 answers, connection resets and timeouts
 (some *after* the request was processed, so the answer is lost but the change happened: the case
 resume and reconciliation exist for), bursts of 429s, a token that goes stale after N requests,
-another integration spending the shared Salesloft budget, and a Salesforce batch-size ceiling.
+another integration spending the shared Salesloft budget, a Salesforce batch-size ceiling, and an
+org with a knee: latency flat up to ``knee_in_flight`` requests at once, then growing with them,
+and record locks (``UNABLE_TO_LOCK_ROW``) past ``lock_in_flight`` (docs/sandbox.md).
 Settings come from the job's ``[sandbox]`` table or ``batchrunner sandbox`` flags.
 """
 
@@ -49,6 +51,8 @@ class FaultyApp:
         self._spend_mark = clock()
         self._spend_carry = 0.0
         self.injected: dict[str, int] = {}
+        self.in_flight = 0  # requests being worked on (the knee's load)
+        self.peak_in_flight = 0
 
     @property
     def emulators(self) -> list[Any]:
@@ -116,18 +120,57 @@ class FaultyApp:
             return None, "timeout"
         return None, None
 
+    def knee_factor(self, in_flight: int) -> float:
+        """How much longer a request takes with ``in_flight`` at once: 1 up to the knee, then in
+        proportion (the org works on ``knee_in_flight`` at a time and the rest wait their share, as
+        in a processor-sharing queue: past the knee, more in flight adds latency, not throughput)."""
+        knee = self.settings.knee_in_flight
+        return max(1.0, in_flight / knee) if knee else 1.0
+
+    def lock_rows(self, request: SandboxRequest, in_flight: int) -> None:
+        """Past ``lock_in_flight`` requests at once, each input of a Salesforce action fails
+        UNABLE_TO_LOCK_ROW (not applied) with chance ``lock_error_rate`` per request past it, through
+        the emulator's own locked targets (answered once, then released)."""
+        s = self.settings
+        if not (s.lock_in_flight and in_flight > s.lock_in_flight and _is_salesforce(request.path)
+                and request.method == "POST" and "/actions/" in request.path):
+            return
+        emulator = next((e for e in self.inner.emulators if hasattr(e, "locked_targets")), None)
+        try:
+            inputs = (request.json() or {}).get("inputs") or []
+        except (ValueError, AttributeError):
+            return
+        chance = min(1.0, s.lock_error_rate * (in_flight - s.lock_in_flight))
+        for data in inputs:
+            if emulator is not None and isinstance(data, dict) and self.rng.random() < chance:
+                target = emulator._target_of(data)
+                if target is not None:
+                    emulator.locked_targets.add(target)
+                    self._count("lock")
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
+        load = 0 if scope["path"].startswith("/_sandbox/") else 1  # the audit is no load on the org
+        self.in_flight += load
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await self._answer(scope, receive, send, self.in_flight)
+        finally:
+            self.in_flight -= load
+
+    async def _answer(self, scope: dict[str, Any], receive: Any, send: Any, in_flight: int) -> None:
         s = self.settings
         # Latency is the time from the request's arrival to its answer, the platform's own work
         # included (as a real API's is): the emulator runs first, then the answer waits out the rest.
         arrived = anyio.current_time()
-        delay = (s.latency_ms + self.rng.uniform(0, s.latency_jitter_ms)) / 1000.0
+        delay = (s.latency_ms + self.rng.uniform(0, s.latency_jitter_ms)) / 1000.0 * self.knee_factor(in_flight)
         body = await read_body(receive)
         probe = SandboxRequest(scope["method"], scope["path"], [], {}, body)
         replacement, after = self.decide(probe)
+        if replacement is None:
+            self.lock_rows(probe, in_flight)
 
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}

@@ -173,6 +173,9 @@ def _tracker_from_message(message: str | None) -> dict[str, Any] | None:
 
 class SalesforcePlatform:
     name = "salesforce"
+    #: no published per-minute budget: how many requests an org takes at once depends on its load,
+    #: triggers and sharing, so the run finds it (concurrency.py; `limits.concurrency` is the ceiling)
+    adaptive_concurrency = True
 
     def catalog_for(self, job: Job | None = None) -> Catalog:
         return build_catalog(job.wire_values if job else None)

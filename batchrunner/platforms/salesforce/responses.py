@@ -19,6 +19,8 @@ from batchrunner.platforms.base import RateSignal, Verdict, WorkUnit
 #: per-input codes worth another try for that input only (docs/platforms.md retry table; a rolled-back
 #: input of an all-or-none call did nothing wrong itself)
 RETRYABLE_INPUT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
+#: per-input codes that say the org is busy with concurrent writes (record locks: docs/platforms.md)
+OVERLOAD_INPUT_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
 TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
@@ -125,6 +127,8 @@ def interpret(unit: WorkUnit, response: httpx.Response, api_reserve: int = 0) ->
             if code in RETRYABLE_INPUT_CODES:
                 verdict.retry.append(row)
                 verdict.retry_reason = (code, message)
+                if code in OVERLOAD_INPUT_CODES:  # too many writes at once: fewer requests in flight
+                    verdict.rate.overload = code
             else:
                 verdict.outcomes.append(RowOutcome(row, Status.FAILED, code, message))
     elif status in (200, 201):
@@ -140,6 +144,7 @@ def interpret(unit: WorkUnit, response: httpx.Response, api_reserve: int = 0) ->
         if "concurrent" in message.lower():
             verdict.retry, verdict.retry_reason = list(rows), (code, message)
             verdict.rate.lower_concurrency = True
+            verdict.rate.overload = "ConcurrentPerOrgLongTxn"
         else:
             verdict.stop = ("API_LIMIT_REACHED", f"{code}: {message}")
     elif status in TRANSIENT_HTTP:
