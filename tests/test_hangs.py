@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import socket
 import threading
@@ -483,6 +484,35 @@ async def test_resume_starts_with_the_remembered_ceiling(tmp_path: Path) -> None
     executor.ceiling = BatchCeiling(journal)  # as a new process reads it
     await executor.run([[WorkUnit("assign", list(range(120)))]], 120)
     assert sizes == [50, 50, 20]
+
+
+async def test_a_rejection_that_names_its_limit_is_cut_to_it_at_once(tmp_path: Path) -> None:
+    """180 rows, a platform taking 50 that says so: one rejected request, then ceil(180/50)."""
+    sizes = []
+
+    def handler(request):
+        inputs = json.loads(request.content)["inputs"]
+        sizes.append(len(inputs))
+        if len(inputs) > 50:
+            return httpx.Response(400, json=[{"errorCode": "LIMIT_EXCEEDED",
+                                              "message": f"too many inputs: {len(inputs)} (at most 50)"}])
+        return httpx.Response(200, json=per_input(request))
+
+    executor, journal, _ = executor_for(tmp_path, mock_client(handler), 180)
+    await executor.run([[WorkUnit("assign", list(range(180)))]], 180)
+    assert sizes[0] == 180 and len(sizes) == math.ceil(180 / 50) + 1
+    assert max(sizes[1:]) == 50 and sum(sizes[1:]) == 180
+    assert journal.meta()["batch_ceiling"] == {"assign": 50}
+
+
+def test_only_a_named_size_below_the_rejected_one_is_taken() -> None:
+    from batchrunner.guards import named_limit
+
+    assert named_limit("too many inputs: 180 (at most 50)", 180) == 50
+    assert named_limit("Maximum of 100 inputs per request", 180) == 100
+    assert named_limit("The request exceeds the limit of 200 records", 180) is None  # not below 180
+    assert named_limit("Request too large", 180) is None
+    assert named_limit("", 180) is None
 
 
 async def test_a_bad_row_split_does_not_lower_the_ceiling(tmp_path: Path) -> None:
