@@ -160,8 +160,9 @@ class ConfirmFailed(Exception):
 
 
 async def confirm(job: Any, rows: list[tuple[int, dict[str, Any], dict[str, Any]]], *, make_client: Any,
-                  sandbox_app: Any, clock: Any, rng: Any) -> dict[int, tuple[bool, str]]:
-    """Read the target back for these (row, sent fields, recorded result): row -> (active?, why).
+                  sandbox_app: Any, clock: Any, rng: Any) -> tuple[dict[int, tuple[bool, str]], int]:
+    """Read the target back for these (row, sent fields, recorded result): row -> (active?, why),
+    and the requests the read took.
 
     A small function on purpose: ``batchrunner verify`` (built alongside) is the general check of a
     run's rows, and this can become a call to it."""
@@ -171,7 +172,7 @@ async def confirm(job: Any, rows: list[tuple[int, dict[str, Any], dict[str, Any]
     from batchrunner.platforms.base import StopRun
 
     if not rows:
-        return {}
+        return {}, 0
     platform = get_platform(job.platform)
     reads = importlib.import_module(f"batchrunner.platforms.{job.platform}.confirm")
     try:
@@ -181,7 +182,8 @@ async def confirm(job: Any, rows: list[tuple[int, dict[str, Any], dict[str, Any]
     try:
         reader = Reader(session.client, session.read_rate, per_minute=platform.budget_per_minute(job),
                         limits=job.limits, clock=clock, rng=rng)
-        return await reads.confirm_enrolled(_ReaderIO(reader), session, rows)
+        found = await reads.confirm_enrolled(_ReaderIO(reader), session, rows)
+        return found, reader.result.requests
     except (JobError, StopRun, OSError) as exc:
         raise ConfirmFailed(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any read failure (ReadFailed, LookupFailed, httpx): try again later
@@ -205,7 +207,7 @@ class _ReaderIO:
         return None
 
 
-async def _create(prepared: Prepared, journal: Journal, run_dir: Path, **kw: Any) -> None:
+async def _create(prepared: Prepared, journal: Journal, run_dir: Path, **kw: Any) -> int:
     """Confirm the target, then write the hand-off run whole (a temporary directory renamed into
     place): rows not to be taken off the source already have their outcome."""
     job = prepared.job
@@ -220,7 +222,7 @@ async def _create(prepared: Prepared, journal: Journal, run_dir: Path, **kw: Any
     rows = [(r["idx"], {f: r[f] for f in fields}, json.loads(r["result"]) if r["result"] else {})
             for r in wanted.iter_rows(named=True)]
     failpoints.hit("handoff.before_confirm")
-    confirmed = await confirm(job, rows, **kw)
+    confirmed, reads = await confirm(job, rows, **kw)
     loaded = _source_loaded(src, prepared.loaded)
     validated = _validated(src, loaded)
     outcomes: list[RowOutcome] = []
@@ -253,6 +255,7 @@ async def _create(prepared: Prepared, journal: Journal, run_dir: Path, **kw: Any
         sub.close()
     snapshot.save(tmp, loaded.frame, validated)
     os.replace(tmp, run_dir / SUBDIR)
+    return reads
 
 
 async def _send(prepared: Prepared, run_dir: Path, *, send: Any, sandbox_app: Any, clock: Any, rng: Any,
@@ -332,8 +335,8 @@ async def finish(prepared: Prepared, result: Any, run_dir: Path, journal: Journa
     else:
         try:
             if not (run_dir / SUBDIR / "journal.sqlite").is_file():
-                await _create(prepared, journal, run_dir, make_client=make_client, sandbox_app=sandbox_app,
-                              clock=clock, rng=rng)
+                block["confirm_requests"] = await _create(prepared, journal, run_dir, make_client=make_client,
+                                                          sandbox_app=sandbox_app, clock=clock, rng=rng)
             sub = await _send(prepared, run_dir, send=send, sandbox_app=sandbox_app, clock=clock, rng=rng,
                               progress=progress, handle_signals=handle_signals)
             block.update(sent=True, exit_code=sub.exit_code, source_counts=sub.summary.get("counts"),

@@ -84,6 +84,7 @@ async def test_salesloft_to_salesforce_moves_the_confirmed_and_leaves_the_failed
     block = result.summary["handoff"]
     assert block["counts"]["removed"] == len(rows) - 1 and block["counts"]["kept"] == 1
     assert (result.run_dir / "handoff" / "results.csv").is_file()
+    assert block["confirm_requests"] == 1  # one SOQL query reads back every enrolment
 
 
 @pytest.mark.anyio
@@ -271,3 +272,9 @@ async def test_outreach_to_salesloft_finishes_the_outreach_sequence_states(tmp_p
         in_source = outreach.states[int(row["sequence_state_id"])]["attributes"]["state"] in LIVE
         assert (in_target, in_source) == (True, False), row
     assert {line["_handoff_status"] for line in report(result.run_dir)} == {"removed"}
+
+
+def test_the_demo_handoff_job_runs_from_the_command_line(tmp_path: Path) -> None:
+    proc = cli("run", str(SL_TO_SF), "--output-dir", str(tmp_path), "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "9 succeeded" in proc.stdout and "hand-off, source salesloft: 9 removed" in proc.stdout
