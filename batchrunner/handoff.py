@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import polars as pl
 
 from batchrunner import __version__, failpoints, snapshot
@@ -184,12 +185,8 @@ async def confirm(job: Any, rows: list[tuple[int, dict[str, Any], dict[str, Any]
                         limits=job.limits, clock=clock, rng=rng)
         found = await reads.confirm_enrolled(_ReaderIO(reader), session, rows)
         return found, reader.result.requests
-    except (JobError, StopRun, OSError) as exc:
-        raise ConfirmFailed(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - any read failure (ReadFailed, LookupFailed, httpx): try again later
-        if type(exc).__name__ in ("ReadFailed", "LookupFailed") or exc.__class__.__module__.startswith("httpx"):
-            raise ConfirmFailed(f"{type(exc).__name__}: {exc}") from None
-        raise
+    except (JobError, StopRun, OSError, httpx.HTTPError, *reads.READ_ERRORS) as exc:  # resume reads again
+        raise ConfirmFailed(f"{type(exc).__name__}: {exc}") from None
     finally:
         await session.aclose()
 

@@ -216,17 +216,16 @@ def test_sigkill_during_the_source_removal_then_resume_leaves_everyone_in_exactl
 @pytest.mark.anyio
 async def test_an_unconfirmed_or_unreadable_target_leaves_the_source_untouched(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from batchrunner import handoff
-    from batchrunner.platforms.salesforce import confirm
+    from batchrunner.platforms.salesforce import confirm, reconcile
 
     app, sf, sl = sandbox()
     rows = rows_of(MIGRATION / "salesloft_memberships.csv")
     real = confirm.confirm_enrolled
 
-    async def unreadable(io: Any, session: Any, wanted: Any) -> Any:
-        raise handoff.ConfirmFailed("HTTP 503")
+    async def unreadable(*args: Any) -> Any:
+        raise reconcile.ReadFailed("the query answered HTTP 503")
 
-    monkeypatch.setattr(confirm, "confirm_enrolled", unreadable)
+    monkeypatch.setattr(reconcile, "active_trackers", unreadable)
     first = await run_prepared(prepare(load_job(SL_TO_SF)), output_dir=tmp_path / "runs", sandbox_app=app,
                                progress=False)
     assert first.exit_code == 3 and "could not be read back" in first.summary["handoff"]["why"]
@@ -239,6 +238,7 @@ async def test_an_unconfirmed_or_unreadable_target_leaves_the_source_untouched(
         found = await real(io, session, wanted)
         return {**found, 0: (False, "no Running or Paused cadence tracker")}
 
+    monkeypatch.undo()
     monkeypatch.setattr(confirm, "confirm_enrolled", first_not_active)
     done = await resume_async(first.run_dir, sandbox_app=app, progress=False)
     assert done.exit_code == 1  # a person must look at the unconfirmed one

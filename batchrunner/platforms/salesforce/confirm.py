@@ -13,6 +13,8 @@ from typing import Any
 from batchrunner.platforms.base import SessionIO
 from batchrunner.platforms.salesforce import reconcile
 
+READ_ERRORS = (reconcile.ReadFailed,)  # the org could not be read: the hand-off waits
+
 
 async def confirm_enrolled(io: SessionIO, session: Any, rows: list[tuple[int, dict[str, Any], dict[str, Any]]]
                            ) -> dict[int, tuple[bool, str]]:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from batchrunner.platforms.base import SessionIO
+from batchrunner.platforms.salesloft.lookups import LookupFailed
+
+READ_ERRORS = (LookupFailed, ValueError)  # not read, or not JSON: the hand-off waits
 
 
 async def confirm_enrolled(io: SessionIO, session: Any, rows: list[tuple[int, dict[str, Any], dict[str, Any]]]
