@@ -52,9 +52,16 @@ def next_steps(summary: dict[str, Any], run_dir: Path) -> list[NextStep]:
                                   "say why) before the real run"))
         steps.append(NextStep("nothing was sent; to send for real", f"batchrunner run {_q(job_file)}"))
         return steps
+    handoff = (summary.get("handoff") or {}).get("counts") or {}
     if stopped or counts.get("not_attempted"):
         steps.append(NextStep("the run stopped early; continue it (rows already done are not sent again)",
                               f"batchrunner resume {_q(run_dir)}"))
+    elif handoff.get("pending"):
+        steps.append(NextStep("the hand-off to the source is not finished; continue it",
+                              f"batchrunner resume {_q(run_dir)}"))
+    elif handoff.get("failed") and not counts.get("failed", 0):
+        steps.append(NextStep(f"{handoff['failed']} people are still in the source (its removal failed); send "
+                              "them again", f"batchrunner retry {_q(run_dir)}"))
     failed, invalid = counts.get("failed", 0), counts.get("invalid", 0)
     retry = f"batchrunner retry {_q(run_dir)}"
     if invalid:
@@ -102,6 +109,10 @@ def render(summary: dict[str, Any], run_dir: Path, *, colour: bool = False) -> s
                      f"{sync['left_the_list']} left the list"
                      + (f"; removals: {done} ({removals['report']})" if removals.get("sent") else
                         f"; removals not sent: {removals['why']}" if removals else ""))
+    if handoff := summary.get("handoff"):  # migration hand-off (handoff.py)
+        done = ", ".join(f"{n} {s}" for s, n in (handoff.get("counts") or {}).items() if n)
+        lines.append(f"hand-off, source {handoff['source_platform']}: {done or 'nothing'}"
+                     + (f" ({handoff['why']})" if handoff.get("why") else ""))
     if (stop := summary.get("stopped")) and stop.get("code") != "DRY_RUN":
         lines.append(paint(f"stopped early: {stop['code']}: {stop['message']}", "1"))
     codes = {c: n for c, n in (summary.get("error_codes") or {}).items() if c != "NOT_ATTEMPTED"}  # said above

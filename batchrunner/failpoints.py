@@ -8,6 +8,7 @@ tests; the points mark the moments a crash is hardest to survive:
 * ``execute.after_send`` a request was answered but its outcome is not yet journaled (in flight)
 * ``execute.after_record`` an outcome was just committed
 * ``report.writing``    results.csv is half written (the temporary file exists, not yet renamed)
+* ``handoff.before_confirm`` a migration hand-off's target run is journaled, its source side not begun
 """
 
 from __future__ import annotations

@@ -181,6 +181,8 @@ class Job:
     report_xlsx: bool = False  # also results.xlsx / errors.xlsx, every cell text (needs the [xlsx] extra)
     max_removals: int | str | None = None  # sync: removal guard, a count or "N%" (sync.parse_max_removals)
     outreach: OutreachSettings = field(default_factory=OutreachSettings)  # [outreach]
+    handoff: str | None = None  # migration: "remove_from_source" once the target enrolment is confirmed (handoff.py)
+    source: Any = None  # with handoff: the [source] table, a handoff.Source (the tool the people leave)
 
     @property
     def is_sandbox(self) -> bool:
@@ -190,7 +192,7 @@ class Job:
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
     "wire_values", "encoding", "delimiter", "sheet", "mappings", "mode", "key", "remove_missing", "notify",
-    "report_bom", "report_xlsx", "max_removals", "outreach",
+    "report_bom", "report_xlsx", "max_removals", "outreach", "handoff", "source",
 )
 
 
@@ -351,13 +353,8 @@ def _parse_job(raw: dict[str, Any], path: Path) -> Job:
             if not isinstance(spec, str):
                 raise JobError("columns.operation must name the CSV column that holds each row's operation.")
             operation_column = spec
-        elif isinstance(spec, str):
-            columns[key] = ColumnSpec(column=spec)
-        elif isinstance(spec, dict) and set(spec) == {"value"} and isinstance(spec["value"], (str, int, float, bool)):
-            value = spec["value"]
-            columns[key] = ColumnSpec(value=str(value).lower() if isinstance(value, bool) else str(value))
         else:
-            raise JobError(f"columns.{key} must be a CSV column name or {{ value = \"...\" }}, got {spec!r}.")
+            columns[key] = column_spec(key, spec, "columns")
     wire_values = raw.get("wire_values", {})
     if not isinstance(wire_values, dict) or not all(
         isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in wire_values.values()
@@ -417,12 +414,26 @@ def _parse_job(raw: dict[str, Any], path: Path) -> Job:
         outreach=_typed_table(raw.get("outreach", {}), OutreachSettings, "outreach"),
     )
     check_limits(job.limits)
+    if "handoff" in raw or "source" in raw:  # migration hand-off (handoff.py): checked once the job is built
+        from batchrunner.handoff import parse_source
+
+        job.handoff, job.source = parse_source(raw.get("handoff"), raw.get("source"), job)
     if job.mode == "sync" and (job.operation_column is not None or job.operation is None):
         raise JobError("mode = \"sync\" needs one operation for every row (operation = \"assign\" or \"add\"), "
                        "not columns.operation.")
     if job.operation is None and job.operation_column is None:
         raise JobError("Give operation = \"...\" (for every row) or columns.operation (a column naming each row's).")
     return job
+
+
+def column_spec(key: str, spec: Any, where: str) -> ColumnSpec:
+    """One ``field = "CSV column"`` or ``field = { value = "..." }`` entry of a columns table."""
+    if isinstance(spec, str):
+        return ColumnSpec(column=spec)
+    if isinstance(spec, dict) and set(spec) == {"value"} and isinstance(spec["value"], (str, int, float, bool)):
+        value = spec["value"]
+        return ColumnSpec(value=str(value).lower() if isinstance(value, bool) else str(value))
+    raise JobError(f"{where}.{key} must be a CSV column name or {{ value = \"...\" }}, got {spec!r}.")
 
 
 def _notify(table: Any) -> Notify:

@@ -83,3 +83,23 @@ def plan(validated: pl.DataFrame, catalog: Catalog, rows_per_request: dict[str, 
     for wave_units in result.waves:
         wave_units.sort(key=lambda u: u.rows[0])  # file order
     return result
+
+
+def plan_rest(validated: pl.DataFrame, catalog: Catalog, rows_per_request: dict[str, int],
+              journal_rows: pl.DataFrame) -> tuple[Plan, int, int]:
+    """Plan what a stopped run still owes (`Journal.frame()` rows): its pending rows, and the rows
+    that were in flight, marked ``unsure`` so the session checks them with the platform before
+    sending them again. Returns the plan and how many rows were pending and in flight."""
+    from batchrunner.journal import IN_FLIGHT, PENDING
+
+    pending = set(journal_rows.filter(pl.col("state") == PENDING)["idx"].to_list())
+    in_flight = journal_rows.filter(pl.col("state") == IN_FLIGHT)
+    unsure = set(in_flight["idx"].to_list())
+    attempts = dict(in_flight.select("idx", "attempts").iter_rows())
+    the_plan = plan(validated, catalog, rows_per_request, only=pending | unsure)
+    for wave in the_plan.waves:
+        for i, unit in enumerate(wave):
+            mine = frozenset(unit.rows) & unsure
+            if mine:
+                wave[i] = unit.part(unit.rows, unsure=mine, attempts=max(attempts[r] for r in mine))
+    return the_plan, len(pending), len(unsure)

@@ -29,7 +29,7 @@ RESULT_COLUMNS = ("_row", "_operation", "_status", "_error_code", "_error_messag
 
 
 #: the tool's own text columns: platform messages and results that a spreadsheet must not run
-TOOL_TEXT_COLUMNS = ("_error_code", "_error_message", "_result")
+TOOL_TEXT_COLUMNS = ("_error_code", "_error_message", "_result", "_handoff_error")
 #: a cell starting with one of these is a formula in Excel, LibreOffice and Google Sheets
 FORMULA_START = r"^[=+\-@\t\r]"
 
@@ -98,12 +98,16 @@ def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series
 
 def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,
                   summary: dict[str, Any], stop: tuple[str, str] | None = None, *,
-                  resumable: bool = True, options: ReportOptions | None = None) -> dict[str, Any]:
+                  resumable: bool = True, options: ReportOptions | None = None,
+                  extra: pl.DataFrame | None = None) -> dict[str, Any]:
     """Write the reports; return the summary with counts filled in. ``rows`` is
     `Journal.frame()`, ``operations`` each row's operation (as validated). A dry run's valid rows
-    are not in errors.csv: nothing is wrong with them."""
+    are not in errors.csv: nothing is wrong with them. ``extra``: more `_` columns, one line per
+    row, after the usual ones (a migration hand-off's ``_handoff_status``; handoff.py)."""
     options = options or ReportOptions()
     results = results_frame(frame, rows, operations, stop, run_dir if stop and resumable else None)
+    if extra is not None:
+        results = pl.concat([results, extra], how="horizontal")
     safe = spreadsheet_safe(results)  # the tool's own cells never open as formulas (docs/reports.md)
     atomic_write(run_dir / "results.csv", lambda p: safe.write_csv(p, include_bom=options.bom))
     rerunnable = pl.col("_status").is_in([s.value for s in RERUNNABLE]) & (pl.col("_error_code") != DRY_RUN)

@@ -34,7 +34,7 @@ from batchrunner.lock import RunLock, job_lock
 from batchrunner.journal import DONE, IN_FLIGHT, PENDING, Journal, JournalLost, utc_now
 from batchrunner.mappings import apply_mappings, overlay
 from batchrunner.outcome import CHECK_BEFORE_RETRY, Status
-from batchrunner.plan import Plan, plan
+from batchrunner.plan import Plan, plan, plan_rest
 from batchrunner.prepared import Prepared
 from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
@@ -61,6 +61,10 @@ def prepare(job: Job, input_path: Path | None = None) -> Prepared:
     """Check the job, read and validate the input, plan the requests. Sends nothing.
     Raises ``JobError`` (exit 2) for anything that stops the job."""
     platform, catalog, api_version, target = _checked_platform(job)
+    if job.handoff:  # a migration hand-off: the target enrolment and the source operation (handoff.py)
+        from batchrunner.handoff import check_handoff_job
+
+        check_handoff_job(job)
     loaded = load_input(job, input_path)
     loaded, problems = apply_mappings(job, loaded)  # [mappings]: lookup joins (mappings.py)
     validated = overlay(validate(loaded, catalog, api_version), problems)
@@ -194,7 +198,8 @@ async def run_prepared(
             from batchrunner import constants, sync  # (sync.py, constants.py)
 
             sync.guard(prepared.sync, allow_mass_removal)
-            sandbox_app = sync.shared_app(job, sandbox_app) if job.mode == "sync" else sandbox_app
+            # sync's removals and a hand-off's source side talk to the run's own in-process sandbox
+            sandbox_app = sync.shared_app(job, sandbox_app) if job.mode == "sync" or job.handoff else sandbox_app
             if prepared.plan.requests:  # the session that looked them up is the run's (one sign-in)
                 prepared = replace(prepared, session=await constants.verify_constants(job, sandbox_app))
         run_dir = new_run_dir(out, job.name)
@@ -242,6 +247,9 @@ async def run_prepared(
         if prepared.sync is not None:  # removals of people who left the list, state update
             result = await sync.finish(prepared, result, run_dir, dry_run=dry_run, sandbox_app=sandbox_app,
                                        clock=clock, rng=rng, progress=progress, send=send_and_report)
+        if job.handoff and not dry_run:  # migration: take the confirmed people off the source (handoff.py)
+            result = await _handoff(prepared, result, run_dir, journal, sandbox_app=sandbox_app, clock=clock,
+                                    rng=rng, progress=progress, handle_signals=handle_signals)
         return result
     except (JobError, RunAborted):
         raise
@@ -253,6 +261,15 @@ async def run_prepared(
         log_scope.__exit__(None, None, None)
         journal.close()
         lock.release()
+
+
+async def _handoff(prepared: Prepared, result: RunResult, run_dir: Path, journal: Journal, **kw: Any) -> RunResult:
+    """The migration hand-off after the target run (handoff.py), handed the runner's sending and
+    connection making so that handoff.py never imports the runner."""
+    from batchrunner import handoff
+
+    return await handoff.finish(prepared, result, run_dir, journal, send=send_and_report,
+                                make_client=_client_factory, **kw)
 
 
 def _aborted(exc: Exception, prepared: Prepared, run_dir: Path, journal: Journal) -> RunAborted:
@@ -533,31 +550,25 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
             if prepared.validated.height != journal.row_count():
                 raise JobError("The input no longer has the journal's rows; it cannot be resumed.")
             prepared.loaded.notes.extend(notes)
-            rows = journal.frame()
-            pending = set(rows.filter(pl.col("state") == PENDING)["idx"].to_list())
-            in_flight = rows.filter(pl.col("state") == IN_FLIGHT)
-            unsure = set(in_flight["idx"].to_list())
-            attempts = dict(in_flight.select("idx", "attempts").iter_rows())
             catalog = prepared.platform.catalog_for(job)
             sizes = {op.name: prepared.platform.rows_per_request(job, op.name) for op in catalog.operations}
-            the_plan = plan(prepared.validated, catalog, sizes, only=pending | unsure)
+            the_plan, pending, unsure = plan_rest(prepared.validated, catalog, sizes, journal.frame())
             journal.finish([d for d in the_plan.duplicates])
-            for wave in the_plan.waves:
-                for i, unit in enumerate(wave):
-                    mine = frozenset(unit.rows) & unsure
-                    if mine:
-                        wave[i] = unit.part(unit.rows, unsure=mine, attempts=max(attempts[r] for r in mine))
             prepared.plan = the_plan
             with runlog.run_log(run_dir) as log:
                 log.info("resuming %s: %s %s (%s); %d rows to send, %d in flight when it stopped", run_dir.name,
-                         "SANDBOX" if job.is_sandbox else "LIVE", job.platform, prepared.target,
-                         len(pending), len(unsure))
+                         "SANDBOX" if job.is_sandbox else "LIVE", job.platform, prepared.target, pending, unsure)
                 for note in notes:
                     log.warning("%s", note)
                 try:
-                    return await send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
-                                                  clock=clock, progress=progress, handle_signals=handle_signals,
-                                                  resumed=True, fail_on=fail_on, on_progress=on_progress)
+                    result = await send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
+                                                    clock=clock, progress=progress, handle_signals=handle_signals,
+                                                    resumed=True, fail_on=fail_on, on_progress=on_progress)
+                    if job.handoff:  # migration: finish (or start) the source side (handoff.py)
+                        result = await _handoff(prepared, result, run_dir, journal, sandbox_app=sandbox_app,
+                                                clock=clock, rng=None, progress=progress,
+                                                handle_signals=handle_signals)
+                    return result
                 except (JobError, RunAborted):
                     raise
                 except Exception as exc:  # the crash barrier, as for a new run
@@ -615,6 +626,10 @@ def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelectio
     wanted = (pl.col("state") == PENDING) | ((pl.col("status") == Status.FAILED.value)
                                               & (~unknown if not include_unknown else pl.lit(True)))
     rows = frame.filter(wanted)["idx"].to_list()
+    if job.handoff:  # also the people enrolled in the target but still in the source (handoff.py)
+        from batchrunner.handoff import retry_extra
+
+        rows = sorted(set(rows) | set(retry_extra(run_dir)))
     n_unknown = 0 if include_unknown else frame.filter(unknown).height
     if not rows:
         from batchrunner.retryplan import explain_nothing_to_retry, nothing_to_retry_exit_code
