@@ -90,6 +90,9 @@ class SandboxSettings:
     api_limit: int = 15000  # Salesforce daily API allocation in the emulator
     api_used: int = 0
     partial_save_allowed: bool = True
+    #: fault injection for `verify` (docs/sandbox.md): comma-separated Salesforce target IDs and
+    #: Salesloft person emails or IDs whose accepted enrolment does not become active
+    not_started: str = ""
     seed: int = 0  # random seed for injected faults
     # OAuth token endpoints of the emulator (sandbox/oauth.py): the one registered client, the
     # refresh token it accepts first, the certificate's public key for JWT bearer, token lifetime
@@ -103,6 +106,13 @@ class SandboxSettings:
     outreach_budget_per_hour: int = 10000  # Outreach per-user hourly request budget in the emulator
     outreach_token_interval: float = 60.0  # Outreach: seconds between new access tokens per user/app
     outreach_rotate_refresh: bool = False  # Outreach: whether a refresh returns a new refresh token
+
+
+@dataclass
+class VerifySettings:
+    """``[verify]``: check after every run that what succeeded is in the promised state (verify.py)."""
+
+    after_run: bool = False  # run `batchrunner verify` at the end of every run (docs/verify.md)
 
 
 @dataclass
@@ -176,6 +186,7 @@ class Job:
     report_xlsx: bool = False  # also results.xlsx / errors.xlsx, every cell text (needs the [xlsx] extra)
     max_removals: int | str | None = None  # sync: removal guard, a count or "N%" (sync.parse_max_removals)
     outreach: OutreachSettings = field(default_factory=OutreachSettings)  # [outreach]
+    verify: VerifySettings = field(default_factory=VerifySettings)  # [verify]
 
     @property
     def is_sandbox(self) -> bool:
@@ -185,7 +196,7 @@ class Job:
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
     "wire_values", "encoding", "delimiter", "sheet", "mappings", "mode", "key", "remove_missing", "notify",
-    "report_bom", "report_xlsx", "max_removals", "outreach",
+    "report_bom", "report_xlsx", "max_removals", "outreach", "verify",
 )
 
 
@@ -290,7 +301,8 @@ def _survey(raw: dict[str, Any]) -> list[str]:
     collect(platform)
     collect(source)
     collect(limits)
-    for table, cls in (("connection", Connection), ("sandbox", SandboxSettings), ("outreach", OutreachSettings)):
+    for table, cls in (("connection", Connection), ("sandbox", SandboxSettings), ("outreach", OutreachSettings),
+                       ("verify", VerifySettings)):
         collect(lambda table=table, cls=cls: _typed_table(raw.get(table, {}), cls, table))
     collect(lambda: _notify(raw.get("notify", {})))
     mode = raw.get("mode", "once")
@@ -392,6 +404,7 @@ def _parse_job(raw: dict[str, Any], path: Path) -> Job:
         report_xlsx=raw.get("report_xlsx", False),
         max_removals=max_removals,
         outreach=_typed_table(raw.get("outreach", {}), OutreachSettings, "outreach"),
+        verify=_typed_table(raw.get("verify", {}), VerifySettings, "verify"),
     )
     check_limits(job.limits)
     if job.mode == "sync" and (job.operation_column is not None or job.operation is None):
