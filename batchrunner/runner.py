@@ -194,7 +194,8 @@ async def run_prepared(
             from batchrunner import constants, sync  # (sync.py, constants.py)
 
             sync.guard(prepared.sync, allow_mass_removal)
-            sandbox_app = sync.shared_app(job, sandbox_app) if job.mode == "sync" else sandbox_app
+            if job.mode == "sync" or job.verify.after_run:  # one in-process sandbox for the run and its after-part
+                sandbox_app = sync.shared_app(job, sandbox_app)
             if prepared.plan.requests:  # the session that looked them up is the run's (one sign-in)
                 prepared = replace(prepared, session=await constants.verify_constants(job, sandbox_app))
         run_dir = new_run_dir(out, job.name)
@@ -242,7 +243,7 @@ async def run_prepared(
         if prepared.sync is not None:  # removals of people who left the list, state update
             result = await sync.finish(prepared, result, run_dir, dry_run=dry_run, sandbox_app=sandbox_app,
                                        clock=clock, rng=rng, progress=progress, send=send_and_report)
-        return result
+        return await verified(result, job, dry_run, sandbox_app, clock, rng)
     except (JobError, RunAborted):
         raise
     except Exception as exc:  # the crash barrier: say what happened, keep what is known
@@ -253,6 +254,18 @@ async def run_prepared(
         log_scope.__exit__(None, None, None)
         journal.close()
         lock.release()
+
+
+async def verified(result: RunResult, job: Job, dry_run: bool, sandbox_app: Any | None, clock: Clock | None,
+                   rng: random.Random | None) -> RunResult:
+    """``[verify] after_run``: check the run's succeeded rows on the platform (verify.py), after the
+    reports; the outcome rows and the exit code stay the run's own, the summary gains a block."""
+    if dry_run or not job.verify.after_run:
+        return result
+    from batchrunner.verify import after_run
+
+    result.summary = await after_run(result.run_dir, result.summary, sandbox_app=sandbox_app, clock=clock, rng=rng)
+    return result
 
 
 def _aborted(exc: Exception, prepared: Prepared, run_dir: Path, journal: Journal) -> RunAborted:
@@ -493,6 +506,18 @@ def job_of_run(run_dir: Path, meta: dict[str, Any] | None = None) -> Job:
     return load_job(meta["job_path"])
 
 
+def read_run(run_dir: Path, refuse: Any) -> tuple[dict[str, Any], pl.DataFrame]:
+    """An earlier run's meta and journal rows (`Journal.frame`); ``refuse(meta, run_dir)`` raises
+    JobError first for a run the caller cannot take (handed over, a dry run...)."""
+    journal = open_run_journal(run_dir)
+    try:
+        meta = journal.meta()
+        refuse(meta, run_dir)
+        return meta, journal.frame()
+    finally:
+        journal.close()
+
+
 def open_run_journal(run_dir: Path) -> Journal:
     """The journal of an earlier run, or a JobError (exit 2) saying the directory is not a run."""
     if not (run_dir / "journal.sqlite").is_file():
@@ -551,9 +576,10 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
                 for note in notes:
                     log.warning("%s", note)
                 try:
-                    return await send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
-                                                  clock=clock, progress=progress, handle_signals=handle_signals,
-                                                  resumed=True, fail_on=fail_on, on_progress=on_progress)
+                    result = await send_and_report(prepared, the_plan, run_dir, journal, sandbox_app=sandbox_app,
+                                                    clock=clock, progress=progress, handle_signals=handle_signals,
+                                                    resumed=True, fail_on=fail_on, on_progress=on_progress)
+                    return await verified(result, job, False, sandbox_app, clock, None)
                 except (JobError, RunAborted):
                     raise
                 except Exception as exc:  # the crash barrier, as for a new run
@@ -591,13 +617,7 @@ def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelectio
     new input file for the same job (its delimiter and encoding, so it reads back the same).
     Rows whose outcome is unknown (maybe applied) are left out unless ``include_unknown``."""
     run_dir = Path(run_dir)
-    journal = open_run_journal(run_dir)
-    try:
-        meta = journal.meta()
-        refuse_if_handed_over(meta, run_dir)
-        frame = journal.frame()
-    finally:
-        journal.close()
+    meta, frame = read_run(run_dir, refuse_if_handed_over)
     job = job_of_run(run_dir, meta)
     if job.mode == "sync":  # a retry file lacks everyone else: as a sync input it would "remove" them
         raise JobError(f"{job.path.name} is a sync job: its next `batchrunner run` sends the rows that failed "
