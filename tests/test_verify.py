@@ -178,3 +178,34 @@ async def test_a_platform_answer_echoing_the_key_is_unreadable_and_masked(write_
     assert checked.exit_code == 1 and checked.counts["unreadable"] == 4
     text = (result.run_dir / "verify.csv").read_text()
     assert "sandbox-key" not in text and secrets.MASK in text and "may not read this" in text
+
+
+@pytest.mark.anyio
+async def test_outreach_pending_states_are_mismatches(write_job):
+    job = write_job("""
+        Email,Sequence,Mailbox
+        kwame.aziz@brightpath.example.com,Q4 Outbound,dana.whitaker@acme.example.com
+        dmitri.mensah@vertex.example.com,Inbound Demo Request,busy.sender@acme.example.com
+    """, """
+        name = "or-verify"
+        platform = "outreach"
+        operation = "add"
+        input = "input.csv"
+        output_dir = "runs"
+        [columns]
+        prospect_email = "Email"
+        sequence_name = "Sequence"
+        mailbox_email = "Mailbox"
+        [connection]
+        sandbox = true
+    """)
+    app = build_sandbox(record_requests=True)
+    result = await run(job, app)
+    assert result.counts["succeeded"] == 2
+    sent = len(app.received)
+    checked = await api.averify(result.run_dir, sandbox_app=app)
+    assert len(app.received) == sent
+    assert [(c.row, c.verified, c.observed) for c in checked.checks] == [(0, "ok", "active"),
+                                                                         (1, "mismatch", "pending")]
+    assert read_csv(result.run_dir / "verify.csv")[1]["prospect_email"] == "dmitri.mensah@vertex.example.com"
+
