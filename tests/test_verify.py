@@ -209,3 +209,21 @@ async def test_outreach_pending_states_are_mismatches(write_job):
                                                                          (1, "mismatch", "pending")]
     assert read_csv(result.run_dir / "verify.csv")[1]["prospect_email"] == "dmitri.mensah@vertex.example.com"
 
+
+
+@pytest.mark.anyio
+async def test_a_verify_that_fails_after_the_run_leaves_the_run_as_it_was(write_job, monkeypatch):
+    import importlib
+
+    verify_module = importlib.import_module("batchrunner.verify")  # the module (batchrunner.verify is the API)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the platform went away")
+
+    monkeypatch.setattr(verify_module, "read_states", broken)
+    job = write_job(SL_CSV, SL_JOB + '    [verify]\n    after_run = true\n')
+    result = await run(job, build_sandbox())
+    assert result.exit_code == 0 and result.counts["succeeded"] == 4
+    block = json.loads(result.summary_json.read_text())["verify"]
+    assert block["error"] == "RuntimeError: the platform went away"
+    assert "verify: not done (RuntimeError: the platform went away)" in render(result.summary, result.run_dir)

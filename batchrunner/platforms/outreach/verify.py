@@ -62,7 +62,7 @@ async def check(session: Any, io: SessionIO, items: list[Item]) -> list[Check]:
             continue
         try:
             record = await session._state(io, int(sid))  # the run's own read (session.py): None on 404
-        except (LookupFailed, httpx.TransportError) as exc:
+        except (LookupFailed, httpx.TransportError, ValueError) as exc:  # ValueError: a 200 with no JSON
             checks.append(Check(item.row, PROMISED[item.operation], "", UNREADABLE,
                                 f"{type(exc).__name__}: {exc}" if isinstance(exc, httpx.TransportError) else str(exc)))
             continue

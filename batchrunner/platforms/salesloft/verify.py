@@ -94,6 +94,9 @@ async def check(session: Any, io: SessionIO, items: list[Item]) -> list[Check]:
         except LookupFailed as exc:
             checks.append(Check(item.row, expected, "", UNREADABLE, exc.message))
             continue
+        except ValueError:  # a 200 whose body is not JSON
+            checks.append(Check(item.row, expected, "", UNREADABLE, "the membership read answered no JSON"))
+            continue
         except StopRun as exc:  # the key was refused: nothing more can be read
             done = {c.row for c in checks}
             checks += [Check(i.row, EXPECTED.get(i.operation, ""), "", UNREADABLE, exc.message)
