@@ -203,6 +203,10 @@ async def averify(run_dir: str | Path, *, sandbox_app: Any | None = None, clock:
     if not snapshot.exists(run_dir):
         raise JobError(f"{run_dir} has no copy of the rows it read (an older run); it cannot be verified.")
     job = job_of_run(run_dir, meta)
+    if sandbox_app is None and job.is_sandbox and not (job.connection.base_url or job.connection.instance_url):
+        raise JobError(f"{run_dir} ran against the in-process sandbox, whose state ended with the run: there is "
+                       "nothing left to read. Use [verify] after_run = true in the job, or a served sandbox "
+                       "(batchrunner sandbox, and base_url / instance_url in [connection]).")
     _, validated = snapshot.load(run_dir)
     part = platform_part(job.platform)
     items, superseded = _supersede(_items(validated, rows), part)

@@ -155,6 +155,9 @@ def test_verify_refuses_a_dry_run_and_a_directory_that_is_no_run(write_job, tmp_
     assert main(["verify", str(dry.run_dir)]) == 2
     assert main(["verify", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    sent = api.run(job)  # the in-process sandbox it ran against is gone: nothing to read, not "all mismatched"
+    assert main(["verify", str(sent.run_dir)]) == 2 and "in-process sandbox" in capsys.readouterr().err
+    assert not (sent.run_dir / "verify.csv").exists()
     assert not (dry.run_dir / "verify.csv").exists()
 
 

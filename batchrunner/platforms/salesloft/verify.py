@@ -49,8 +49,8 @@ def judge(item: Item, membership: dict[str, Any]) -> Check:
     if on and state in STARTED:
         return Check(item.row, EXPECTED["add"], observed, OK)
     if on and state == "staged":
-        why = ("staged: waiting for the cadence's first step, not active yet (a person added minutes ago may "
-               "still be staged; verify again later)")
+        why = ("staged: waiting for the cadence's first step, not active yet; someone added minutes ago may "
+               "still be staged, so verify again later")
     elif on:
         why = f"{state}: not a started state"
     else:
