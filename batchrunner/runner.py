@@ -260,8 +260,8 @@ async def verified(result: RunResult, job: Job, dry_run: bool, sandbox_app: Any 
                    rng: random.Random | None) -> RunResult:
     """``[verify] after_run``: check the run's succeeded rows on the platform (verify.py), after the
     reports; the outcome rows and the exit code stay the run's own, the summary gains a block."""
-    if dry_run or not job.verify.after_run:
-        return result
+    if dry_run or not job.verify.after_run or (result.summary.get("stopped") or {}).get("code") == "INTERRUPTED":
+        return result  # an interrupted run is left to stop: `batchrunner verify RUN_DIR` later
     from batchrunner.verify import after_run
 
     result.summary = await after_run(result.run_dir, result.summary, sandbox_app=sandbox_app, clock=clock, rng=rng)
