@@ -232,3 +232,19 @@ async def aexport(what: str, *, job: JobLike | None = None, sandbox: bool = Fals
 def export(what: str, **options: Any) -> Any:
     """`aexport`, for code without an event loop."""
     return anyio.run(lambda: aexport(what, **options))
+
+
+async def averify(run_dir: str | Path, *, sandbox_app: Any | None = None) -> Any:
+    """Re-read the platform state of every row an earlier run reported `succeeded` and say which are
+    not in the state their operation promised (an enrolment accepted but not active). Reads only.
+    Writes RUN_DIR/verify.csv and summary.json's ``verify`` block; returns a `VerifyResult`
+    (``exit_code`` 0 all ok, 1 some mismatched or unreadable). Raises `JobError` for a directory that
+    is not a run, a dry run or a prediction (docs/verify.md)."""
+    from batchrunner.verify import averify as verify_run
+
+    return await verify_run(Path(run_dir), sandbox_app=sandbox_app)
+
+
+def verify(run_dir: str | Path, **options: Any) -> Any:
+    """`averify`, for code without an event loop."""
+    return anyio.run(lambda: averify(run_dir, **options))

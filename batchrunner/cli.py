@@ -102,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     rty.add_argument("--no-progress", action="store_true", help="no progress bar")
     _cron_options(rty)
 
+    ver = sub.add_parser("verify", help="re-read the platform state of a run's succeeded rows; reads only",
+                         description="Read (never write) the platform state of every row the run reported "
+                         "succeeded and report those not in the state their operation promised (a Salesloft "
+                         "membership still staged, a Salesforce tracker that ended or is paused...). Writes "
+                         "RUN_DIR/verify.csv and a verify block in summary.json (docs/verify.md).",
+                         epilog="exit codes: 0 every succeeded row is in its promised state; 1 some are not, or "
+                         "could not be read (verify.csv says which); 2 not a run directory, a dry run or a "
+                         "prediction, or the platform refused the credentials.")
+    ver.add_argument("run_dir", type=Path, help="the run directory (it holds journal.sqlite)")
+    ver.add_argument("--json", action="store_true", help="print the verify block as one JSON object on stdout")
+
     chk = sub.add_parser("check", help="authenticate and check the org/team is ready for the job; changes nothing",
                          description="Authenticate with the job's [connection.auth], resolve the API version "
                          "against the org (GET /services/data/), check the job's actions exist (describe), and "
@@ -226,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     commands = {"run": _run, "resume": _resume, "retry": _retry, "validate": _validate, "operations": _operations,
-                "sandbox": _sandbox, "export": _export, "check": _check, "runs": _runs}
+                "sandbox": _sandbox, "export": _export, "check": _check, "runs": _runs, "verify": _verify}
     if args.command not in commands:
         parser.print_help()
         return 2
@@ -327,6 +338,26 @@ def _validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
     return report["exit_code"]
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from batchrunner import api
+    from batchrunner.endscreen import verify_line
+    from batchrunner.secrets import redact
+
+    result = api.verify(args.run_dir)
+    out = _out(args)
+    print(verify_line(result.block), file=out)
+    shown = [c for c in result.checks if c.verified in ("mismatch", "unreadable")]
+    for check in shown[:10]:  # platform text: masked like every report
+        print(redact(f"  row {check.row + 1}: {check.verified}: expected {check.expected}, found "
+                     f"{check.observed or '?'}" + (f" ({check.reason})" if check.reason else "")), file=out)
+    if len(shown) > 10:
+        print(f"  … {len(shown) - 10} more in {result.verify_csv}", file=out)
+    print(f"verify.csv: {result.verify_csv}", file=out)
+    if args.json:
+        print(json.dumps({**result.block, "run_dir": str(result.run_dir)}))
+    return result.exit_code
 
 
 def _n(count: int, noun: str) -> str:

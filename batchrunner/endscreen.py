@@ -113,6 +113,8 @@ def render(summary: dict[str, Any], run_dir: Path, *, colour: bool = False) -> s
         done = ", ".join(f"{n} {s}" for s, n in (handoff.get("counts") or {}).items() if n)
         lines.append(f"hand-off, source {handoff['source_platform']}: {done or 'nothing'}"
                      + (f" ({handoff['why']})" if handoff.get("why") else ""))
+    if (check := summary.get("verify")) is not None:  # [verify] after_run, or `batchrunner verify` (verify.py)
+        lines.append(verify_line(check, colour))
     if (stop := summary.get("stopped")) and stop.get("code") != "DRY_RUN":
         lines.append(paint(f"stopped early: {stop['code']}: {stop['message']}", "1"))
     codes = {c: n for c, n in (summary.get("error_codes") or {}).items() if c != "NOT_ATTEMPTED"}  # said above
@@ -142,6 +144,17 @@ def render(summary: dict[str, Any], run_dir: Path, *, colour: bool = False) -> s
             if step.command:
                 lines.append("    " + paint(step.command, "1"))
     return "\n".join(lines)
+
+
+def verify_line(block: dict[str, Any], colour: bool = False) -> str:
+    """One line for summary.json's ``verify`` block: the platform state of the succeeded rows."""
+    if block.get("error"):
+        return f"verify: not done ({_one_line(block['error'])})"
+    counts = block.get("counts") or {}
+    parts = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no succeeded rows"
+    line = f"verify: {parts} ({block.get('requests', 0)} requests); see {block.get('file', 'verify.csv')}"
+    bad = counts.get("mismatch", 0) or counts.get("unreadable", 0)
+    return f"\033[31m{line}\033[0m" if colour and bad else line
 
 
 def _one_line(text: str, limit: int = 160) -> str:

@@ -95,6 +95,9 @@ class SandboxSettings:
     api_limit: int = 15000  # Salesforce daily API allocation in the emulator
     api_used: int = 0
     partial_save_allowed: bool = True
+    #: fault injection for `verify` (docs/sandbox.md): comma-separated Salesforce target IDs and
+    #: Salesloft person emails or IDs whose accepted enrolment does not become active
+    not_started: str = ""
     seed: int = 0  # random seed for injected faults
     # OAuth token endpoints of the emulator (sandbox/oauth.py): the one registered client, the
     # refresh token it accepts first, the certificate's public key for JWT bearer, token lifetime
@@ -108,6 +111,13 @@ class SandboxSettings:
     outreach_budget_per_hour: int = 10000  # Outreach per-user hourly request budget in the emulator
     outreach_token_interval: float = 60.0  # Outreach: seconds between new access tokens per user/app
     outreach_rotate_refresh: bool = False  # Outreach: whether a refresh returns a new refresh token
+
+
+@dataclass
+class VerifySettings:
+    """``[verify]``: check after every run that what succeeded is in the promised state (verify.py)."""
+
+    after_run: bool = False  # run `batchrunner verify` at the end of every run (docs/verify.md)
 
 
 @dataclass
@@ -183,6 +193,7 @@ class Job:
     outreach: OutreachSettings = field(default_factory=OutreachSettings)  # [outreach]
     handoff: str | None = None  # migration: "remove_from_source" once the target enrolment is confirmed (handoff.py)
     source: Any = None  # with handoff: the [source] table, a handoff.Source (the tool the people leave)
+    verify: VerifySettings = field(default_factory=VerifySettings)  # [verify]
 
     @property
     def is_sandbox(self) -> bool:
@@ -192,7 +203,7 @@ class Job:
 TOP_KEYS = (
     "name", "platform", "operation", "input", "output_dir", "columns", "connection", "limits", "sandbox",
     "wire_values", "encoding", "delimiter", "sheet", "mappings", "mode", "key", "remove_missing", "notify",
-    "report_bom", "report_xlsx", "max_removals", "outreach", "handoff", "source",
+    "report_bom", "report_xlsx", "max_removals", "outreach", "handoff", "source", "verify",
 )
 
 
@@ -315,7 +326,8 @@ def _survey(raw: dict[str, Any]) -> list[str]:
     collect(platform)
     collect(source)
     collect(limits)
-    for table, cls in (("connection", Connection), ("sandbox", SandboxSettings), ("outreach", OutreachSettings)):
+    for table, cls in (("connection", Connection), ("sandbox", SandboxSettings), ("outreach", OutreachSettings),
+                       ("verify", VerifySettings)):
         collect(lambda table=table, cls=cls: _typed_table(raw.get(table, {}), cls, table))
     collect(lambda: _notify(raw.get("notify", {})))
     mode = raw.get("mode", "once")
@@ -412,6 +424,7 @@ def _parse_job(raw: dict[str, Any], path: Path) -> Job:
         report_xlsx=raw.get("report_xlsx", False),
         max_removals=max_removals,
         outreach=_typed_table(raw.get("outreach", {}), OutreachSettings, "outreach"),
+        verify=_typed_table(raw.get("verify", {}), VerifySettings, "verify"),
     )
     check_limits(job.limits)
     if "handoff" in raw or "source" in raw:  # migration hand-off (handoff.py): checked once the job is built

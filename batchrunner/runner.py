@@ -198,8 +198,10 @@ async def run_prepared(
             from batchrunner import constants, sync  # (sync.py, constants.py)
 
             sync.guard(prepared.sync, allow_mass_removal)
-            # sync's removals and a hand-off's source side talk to the run's own in-process sandbox
-            sandbox_app = sync.shared_app(job, sandbox_app) if job.mode == "sync" or job.handoff else sandbox_app
+            # sync's removals, a hand-off's source side and [verify] after_run talk to the run's own
+            # in-process sandbox
+            if job.mode == "sync" or job.handoff or job.verify.after_run:
+                sandbox_app = sync.shared_app(job, sandbox_app)
             if prepared.plan.requests:  # the session that looked them up is the run's (one sign-in)
                 prepared = replace(prepared, session=await constants.verify_constants(job, sandbox_app))
         run_dir = new_run_dir(out, job.name)
@@ -250,7 +252,7 @@ async def run_prepared(
         if job.handoff and not dry_run:  # migration: take the confirmed people off the source (handoff.py)
             result = await _handoff(prepared, result, run_dir, journal, sandbox_app=sandbox_app, clock=clock,
                                     rng=rng, progress=progress, handle_signals=handle_signals)
-        return result
+        return await verified(result, job, dry_run, sandbox_app, clock, rng)
     except (JobError, RunAborted):
         raise
     except Exception as exc:  # the crash barrier: say what happened, keep what is known
@@ -270,6 +272,18 @@ async def _handoff(prepared: Prepared, result: RunResult, run_dir: Path, journal
 
     return await handoff.finish(prepared, result, run_dir, journal, send=send_and_report,
                                 make_client=_client_factory, **kw)
+
+
+async def verified(result: RunResult, job: Job, dry_run: bool, sandbox_app: Any | None, clock: Clock | None,
+                   rng: random.Random | None) -> RunResult:
+    """``[verify] after_run``: check the run's succeeded rows on the platform (verify.py), after the
+    reports; the outcome rows and the exit code stay the run's own, the summary gains a block."""
+    if dry_run or not job.verify.after_run or (result.summary.get("stopped") or {}).get("code") == "INTERRUPTED":
+        return result  # an interrupted run is left to stop: `batchrunner verify RUN_DIR` later
+    from batchrunner.verify import after_run
+
+    result.summary = await after_run(result.run_dir, result.summary, sandbox_app=sandbox_app, clock=clock, rng=rng)
+    return result
 
 
 def _aborted(exc: Exception, prepared: Prepared, run_dir: Path, journal: Journal) -> RunAborted:
@@ -514,6 +528,18 @@ def job_of_run(run_dir: Path, meta: dict[str, Any] | None = None) -> Job:
     return load_job(meta["job_path"])
 
 
+def read_run(run_dir: Path, refuse: Any) -> tuple[dict[str, Any], pl.DataFrame]:
+    """An earlier run's meta and journal rows (`Journal.frame`); ``refuse(meta, run_dir)`` raises
+    JobError first for a run the caller cannot take (handed over, a dry run...)."""
+    journal = open_run_journal(run_dir)
+    try:
+        meta = journal.meta()
+        refuse(meta, run_dir)
+        return meta, journal.frame()
+    finally:
+        journal.close()
+
+
 def open_run_journal(run_dir: Path) -> Journal:
     """The journal of an earlier run, or a JobError (exit 2) saying the directory is not a run."""
     if not (run_dir / "journal.sqlite").is_file():
@@ -568,7 +594,7 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
                         result = await _handoff(prepared, result, run_dir, journal, sandbox_app=sandbox_app,
                                                 clock=clock, rng=None, progress=progress,
                                                 handle_signals=handle_signals)
-                    return result
+                    return await verified(result, job, False, sandbox_app, clock, None)
                 except (JobError, RunAborted):
                     raise
                 except Exception as exc:  # the crash barrier, as for a new run
@@ -606,13 +632,7 @@ def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelectio
     new input file for the same job (its delimiter and encoding, so it reads back the same).
     Rows whose outcome is unknown (maybe applied) are left out unless ``include_unknown``."""
     run_dir = Path(run_dir)
-    journal = open_run_journal(run_dir)
-    try:
-        meta = journal.meta()
-        refuse_if_handed_over(meta, run_dir)
-        frame = journal.frame()
-    finally:
-        journal.close()
+    meta, frame = read_run(run_dir, refuse_if_handed_over)
     job = job_of_run(run_dir, meta)
     if job.mode == "sync":  # a retry file lacks everyone else: as a sync input it would "remove" them
         raise JobError(f"{job.path.name} is a sync job: its next `batchrunner run` sends the rows that failed "

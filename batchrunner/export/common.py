@@ -62,7 +62,9 @@ class Reader:
         self.policy = RetryPolicy(limits.max_attempts, limits.backoff_base, limits.backoff_max)
         self.result = ExportResult(rows=[])
 
-    async def get(self, url: str, *, params: Any = None, cost: float = 1.0) -> httpx.Response:
+    async def fetch(self, url: str, *, params: Any = None, cost: float = 1.0) -> httpx.Response:
+        """A GET, paced and retried on 429 / 5xx / transport errors; the last answer whatever its
+        status, or the last transport error raised (``verify`` reports such rows unreadable)."""
         failures = 0
         while True:
             await self.limiter.acquire(cost)
@@ -70,10 +72,10 @@ class Reader:
             self.result.cost += cost
             try:
                 response = await self.client.get(url, params=params)
-            except httpx.TransportError as exc:
+            except httpx.TransportError:
                 failures += 1
                 if failures >= self.policy.max_attempts:
-                    raise JobError(f"export: {url} could not be read: {type(exc).__name__}: {exc}") from None
+                    raise
                 await self.clock.sleep(self.policy.backoff(failures, self.rng))
                 continue
             signal = self.rate(response)
@@ -83,11 +85,19 @@ class Reader:
                 if response.status_code != 429 and signal.retry_after is None:
                     await self.clock.sleep(self.policy.backoff(failures, self.rng))
                 continue
-            if response.status_code == 401:
-                raise JobError(f"export: the platform refused the credentials (401) reading {url}")
-            if response.status_code != 200:
-                raise JobError(f"export: {url} answered HTTP {response.status_code}: {secrets.excerpt(response.text, 300)}")
             return response
+
+    async def get(self, url: str, *, params: Any = None, cost: float = 1.0) -> httpx.Response:
+        """`fetch`, with anything but a 200 an error that stops the export (exit 2)."""
+        try:
+            response = await self.fetch(url, params=params, cost=cost)
+        except httpx.TransportError as exc:
+            raise JobError(f"export: {url} could not be read: {type(exc).__name__}: {exc}") from None
+        if response.status_code == 401:
+            raise JobError(f"export: the platform refused the credentials (401) reading {url}")
+        if response.status_code != 200:
+            raise JobError(f"export: {url} answered HTTP {response.status_code}: {secrets.excerpt(response.text, 300)}")
+        return response
 
 
 def write_csv(path: Path | None, rows: list[dict[str, Any]], columns: list[str], out: Any = None) -> None:

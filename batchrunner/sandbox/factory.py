@@ -15,11 +15,12 @@ def build_sandbox(settings: SandboxSettings | None = None, *, record_requests: b
     from batchrunner.sandbox.salesloft import SalesloftEmulator
 
     settings = settings or SandboxSettings()
+    not_started = [v for v in str(settings.not_started or "").split(",") if v.strip()]  # fault injection (verify)
     emulators = [
         _oauth(settings, OAuthServer),  # first: its token endpoints sit under /services/ too
         SalesforceEmulator(api_limit=settings.api_limit, api_used=settings.api_used,
-                           partial_save_allowed=settings.partial_save_allowed),
-        SalesloftEmulator(budget_per_minute=settings.budget_per_minute),
+                           partial_save_allowed=settings.partial_save_allowed, not_started=not_started),
+        SalesloftEmulator(budget_per_minute=settings.budget_per_minute, not_started=not_started),
         OutreachEmulator(budget_per_hour=settings.outreach_budget_per_hour,
                          token_interval=settings.outreach_token_interval,
                          rotate_refresh=settings.outreach_rotate_refresh, client_id=settings.oauth_client_id,

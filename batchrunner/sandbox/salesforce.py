@@ -25,7 +25,7 @@ import functools
 import re
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,7 +137,7 @@ class SalesforceEmulator:
 
     def __init__(self, org: dict[str, Any] | None = None, *, token: str = TOKEN, api_limit: int = 15000,
                  api_used: int = 0, partial_save_allowed: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, not_started: Iterable[str] = ()) -> None:
         seed = copy.deepcopy(org if org is not None else load_seed("salesforce_org.json"))
         self.clock = clock  # stamps CreatedDate on the trackers assign makes
         self.token = token
@@ -171,6 +171,10 @@ class SalesforceEmulator:
                 self._open_step(tracker, tracker.get("current_step", 0), tracker.get("step_tracker_id"))
         # sandbox choice: targets whose first action attempt answers UNABLE_TO_LOCK_ROW (then cleared)
         self.locked_targets = {to18(t) for t in seed.get("locked_targets", [])}
+        # fault injection for `verify` ([sandbox] not_started): an assign to these targets is accepted, then
+        # the tracker ends at once, Complete / AutomaticallyExited ("a global exit condition occurred":
+        # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_actioncadencetracker.htm)
+        self.not_started = {i for i in (_to18_or_none(str(t).strip()) for t in not_started) if i}
         self.calls: list[tuple[str, int]] = []  # (action name, number of inputs) per actions POST
         self.assignments: dict[str, int] = {}  # target -> trackers created by assign (crash tests)
         self.applied: dict[str, int] = {}  # "action:target:record" -> times applied (double-send tests)
@@ -325,6 +329,9 @@ class SalesforceEmulator:
                    "owner_id": owner, "state": "Running", "created_date": sf_datetime(self.clock()), **extra}
         self._add_tracker(tracker)
         self._open_step(tracker, start)
+        if target in self.not_started:
+            tracker.update(state="Complete", completion_reason="AutomaticallyExited")
+            self._close_steps(tracker)
         self.assignments[target] = self.assignments.get(target, 0) + 1
         return None  # seed doc: the success sample has no output values
 

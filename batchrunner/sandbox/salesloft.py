@@ -12,7 +12,7 @@ import copy
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,7 +75,8 @@ class SalesloftEmulator:
     prefixes = ("/v2/",)
 
     def __init__(self, team: dict[str, Any] | None = None, *, budget_per_minute: int = 600,
-                 clock: Callable[[], float] = time.time, window: str = "fixed", window_seconds: float = 60.0) -> None:
+                 clock: Callable[[], float] = time.time, window: str = "fixed", window_seconds: float = 60.0,
+                 not_started: Iterable[str] = ()) -> None:
         seed = copy.deepcopy(team if team is not None else load_seed("salesloft_team.json"))
         self.clock = clock
         self.budget = Budget(budget_per_minute, clock, window, window_seconds)
@@ -96,6 +97,9 @@ class SalesloftEmulator:
         self.enrolments: dict[str, int] = {}  # "person:cadence" -> successful adds (crash tests)
         self.posts: dict[str, int] = {}  # "person:cadence" -> add requests received, whatever their answer
         self.rejected_429 = 0
+        #: fault injection for `verify` ([sandbox] not_started): people (email or id) whose accepted
+        #: membership never starts: it stays "staged", waiting for a first step that never comes
+        self.not_started = {str(v).strip().lower() for v in not_started if str(v).strip()}
 
     # -- budget -------------------------------------------------------------------------------
     def spend_external(self, cost: float) -> None:
@@ -246,12 +250,16 @@ class SalesloftEmulator:
             self.memberships[existing["id"]] = existing
         # docs/platforms.md: one record per (person, cadence); re-adding reuses it (created_at kept, added_at now)
         # seed doc: "staged" = waiting for the first step, which is where a just-added person is
-        # (sandbox choice: nothing ever advances it)
         existing.update(added_at=stamp, updated_at=stamp, currently_on_cadence=True, current_state="staged",
                         user=_ref("users", acting["id"]))
         key = f"{person_id}:{cadence_id}"
         self.enrolments[key] = self.enrolments.get(key, 0) + 1
-        return SandboxResponse(200, {"data": existing})  # seed doc: 200 with the membership
+        answer = SandboxResponse(200, {"data": copy.deepcopy(existing)})  # seed doc: 200 with the membership
+        # sandbox choice: the first step runs right after the answer ("active": begun, idle), except for
+        # the people of [sandbox] not_started, who stay "staged" (fault injection for `verify`)
+        if not ({str(person_id), person["email_address"].lower()} & self.not_started):
+            existing["current_state"] = "active"
+        return answer
 
     def _visible_membership(self, mid: int, user: dict[str, Any]) -> dict[str, Any] | None:
         m = self.memberships.get(mid)
