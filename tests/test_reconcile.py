@@ -357,9 +357,10 @@ def test_salesforce_kill_then_resume_resends_nothing_the_org_applied(tmp_path: P
     assigned = audit["assignments"]
     assert assigned and max(assigned.values()) == 1
     received = {k.split(":")[1]: n for k, n in audit["received"].items() if k.startswith(ASSIGN)}
-    # an input whose target now has a tracker reached the org once; so did the lead already on the
-    # cadence (read on resume, not re-sent to be refused again)
-    assert all(received[t] == 1 for t in assigned) and received["00Q5e0000000031EAA"] == 1, received
+    # an input whose target now has a tracker reached the org once; the lead already on the cadence
+    # reached it at most once: read on resume, not re-sent to be refused again (0 when the kill came
+    # after the journal marked its request in flight but before the request left the process)
+    assert all(received[t] == 1 for t in assigned) and received.get("00Q5e0000000031EAA", 0) <= 1, received
 
 
 @pytest.mark.parametrize("point", ["execute.after_send:2", "execute.after_send:5", "execute.after_record:4"])
