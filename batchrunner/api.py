@@ -192,12 +192,12 @@ def retry(run_dir: str | Path, **options: Any) -> Any:
 async def apredict(job: JobLike, *, input: str | Path | None = None,  # noqa: A002
                    max_requests: int | None = None, output_dir: str | Path | None = None,
                    base_dir: str | Path | None = None, sandbox_app: Any | None = None,
-                   on_estimate: Callable[[int, int], None] | None = None) -> Any:
+                   on_estimate: Callable[[int, int], None] | None = None, clock: Any | None = None) -> Any:
     """Predict each row's outcome by reading the platform (never writing): a run directory marked
     as a prediction, with ``_prediction`` (apply, skip, fail, invalid) and ``_prediction_reason``
     per row in results.csv (docs/predict.md). ``on_estimate(requests, rows)`` is called before the
     first request; ``max_requests`` refuses (JobError, exit 2) a prediction estimated to spend more.
-    Returns a `PredictResult` (``exit_code`` 0: every row would apply or be skipped; 1: some would
+    ``clock`` paces the reads (default: the system's; tests inject one). Returns a `PredictResult` (``exit_code`` 0: every row would apply or be skipped; 1: some would
     fail or are invalid)."""
     from batchrunner.predict import predict_prepared
     from batchrunner.runner import prepare
@@ -205,7 +205,7 @@ async def apredict(job: JobLike, *, input: str | Path | None = None,  # noqa: A0
     prepared = prepare(load(job, base_dir=base_dir), Path(input) if input is not None else None)
     return await predict_prepared(prepared, max_requests=max_requests,
                                   output_dir=Path(output_dir) if output_dir else None, sandbox_app=sandbox_app,
-                                  on_estimate=on_estimate)
+                                  on_estimate=on_estimate, clock=clock)
 
 
 def predict(job: JobLike, **options: Any) -> Any:
