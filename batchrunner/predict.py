@@ -153,13 +153,11 @@ def rows_to_predict(prepared: Prepared) -> list[PredictRow]:
     return [PredictRow(i, op, d) for i, op, d in zip(indices, operations, data, strict=True)]
 
 
-def estimate(prepared: Prepared) -> int:
-    """Requests the prediction will spend, from row counts and page sizes (first pages only:
-    a look-up with more pages than that costs more, up to ``max_requests``)."""
-    if prepared.job.mode == "sync":
-        raise JobError(f"{prepared.job.path.name} is a sync job (mode = \"sync\"); predict covers plain jobs. "
+def refuse_sync(job: Any) -> None:
+    """A sync job's rows are a diff against earlier runs, with removals of who left: not covered."""
+    if job.mode == "sync":
+        raise JobError(f"{job.path.name} is a sync job (mode = \"sync\"); predict covers plain jobs. "
                        "`batchrunner run --dry-run` shows what a sync run would send.")
-    return platform_part(prepared.job.platform).estimate(prepared.job, rows_to_predict(prepared))
 
 
 def check_cap(requests: int, max_requests: int | None, rows: int) -> None:
@@ -180,9 +178,8 @@ async def predict_prepared(prepared: Prepared, *, max_requests: int | None = Non
 
     job = prepared.job
     rows = rows_to_predict(prepared)
+    refuse_sync(job)
     part = platform_part(job.platform)
-    if job.mode == "sync":
-        estimate(prepared)  # raises the sync refusal
     requests = part.estimate(job, rows)
     check_cap(requests, max_requests, len(rows))
     if on_estimate is not None:

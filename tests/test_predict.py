@@ -272,3 +272,54 @@ async def test_requests_per_thousand_rows(platform: str, tmp_path: Path) -> None
     sent = result.summary["requests_sent"]
     print(f"{platform}: predict spent {sent} requests for 1,000 rows (estimated {result.summary['requests_estimated']})")
     assert sent <= result.summary["requests_estimated"] <= 25
+
+
+async def test_reads_stop_at_the_api_reserve_and_at_the_cap(tmp_path: Path) -> None:
+    """The Salesforce API reserve stops a prediction as it stops a run; reads that go past
+    --max-requests (more pages than estimated) stop it too; nothing is written either way."""
+    from batchrunner.job import SandboxSettings
+    from batchrunner.predict import PredictStopped, ReadOnlyIO
+
+    job = write(tmp_path, SF_JOB + "\n[limits]\napi_reserve = 50\n", sf_rows())
+    with pytest.raises(PredictStopped, match="daily API calls left"):
+        await api.apredict(job, sandbox_app=build_sandbox(SandboxSettings(api_limit=1000, api_used=949)),
+                           clock=FakeClock())
+    assert not (tmp_path / "runs").exists()
+
+    class Session:
+        client = None
+
+    io = ReadOnlyIO(Session(), None, None, clock=FakeClock(), rng=None, concurrency=1, max_requests=3,  # type: ignore[arg-type]
+                    api_reserve=0)
+    io.stats.requests = 3  # three sent already
+    with pytest.raises(PredictStopped, match="cap of 3 requests"):
+        await io.request("GET", "/v2/people")
+
+
+async def test_only_get_requests_leave_the_prediction_client() -> None:
+    import httpx
+
+    from batchrunner.predict import PredictStopped, _read_only
+
+    sent = [0]
+    seen: list[str] = []
+    transport = httpx.MockTransport(lambda request: (seen.append(request.method), httpx.Response(200))[1])
+    async with httpx.AsyncClient(transport=transport, base_url="http://x",
+                                 event_hooks={"request": [_read_only(sent)]}) as client:
+        await client.get("/v2/people")
+        for method in ("POST", "DELETE", "PATCH", "PUT"):
+            with pytest.raises(PredictStopped, match="reads only"):
+                await client.request(method, "/v2/cadence_memberships")
+    assert seen == ["GET"] and sent == [1]
+
+
+def test_outreach_and_sync_jobs_are_refused_with_a_reason(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from batchrunner.predict import platform_part, refuse_sync
+
+    with pytest.raises(JobError, match="does not cover outreach"):
+        platform_part("outreach")
+    with pytest.raises(JobError, match="sync job"):
+        refuse_sync(SimpleNamespace(mode="sync", path=tmp_path / "weekly.toml"))
+    refuse_sync(SimpleNamespace(mode="run", path=tmp_path / "weekly.toml"))  # a plain job goes on
