@@ -197,8 +197,8 @@ async def apredict(job: JobLike, *, input: str | Path | None = None,  # noqa: A0
     as a prediction, with ``_prediction`` (apply, skip, fail, invalid) and ``_prediction_reason``
     per row in results.csv (docs/predict.md). ``on_estimate(requests, rows)`` is called before the
     first request; ``max_requests`` refuses (JobError, exit 2) a prediction estimated to spend more.
-    ``clock`` paces the reads (default: the system's; tests inject one). Returns a `PredictResult` (``exit_code`` 0: every row would apply or be skipped; 1: some would
-    fail or are invalid)."""
+    ``clock`` paces the reads (default: the system's; tests inject one). Returns a `PredictResult`:
+    ``exit_code`` 0 when every row would apply or be skipped, 1 when some would fail or are invalid."""
     from batchrunner.predict import predict_prepared
     from batchrunner.runner import prepare
 

@@ -205,7 +205,8 @@ async def predict_prepared(prepared: Prepared, *, max_requests: int | None = Non
             try:
                 outcomes = await part.predict(job, session, io, rows)
             except StopRun as exc:  # the platform refused the credentials during a read
-                raise PredictStopped(f"predict could not read {job.platform}: {exc.message}; nothing was sent") from None
+                raise PredictStopped(f"predict could not read {job.platform}: {exc.message}; "
+                                     "nothing was sent") from None
             except httpx.TransportError as exc:
                 raise PredictStopped(f"predict could not read {job.platform}: {type(exc).__name__}: "
                                      f"{secrets.redact(exc)}; nothing was sent") from None
@@ -219,6 +220,10 @@ async def predict_prepared(prepared: Prepared, *, max_requests: int | None = Non
         "requests_estimated": requests, "requests_sent": sent[0],
         "cost": io.cost if io else 0.0, "max_requests": max_requests,
         "http_statuses": {str(k): v for k, v in sorted(io.stats.status_counts.items())} if io else {},
+        "retries": io.stats.retries if io else 0, "responses_429": io.stats.responses_429 if io else 0,
+        "transport_errors": io.stats.transport_errors if io else 0,
+        "rate_limit_wait_seconds": round(io.limiter.waited, 3) if io else 0.0,
+        "budget_per_minute": prepared.platform.budget_per_minute(job),
         "started_at": started_at, "finished_at": utc_now(), "duration_seconds": round(time.monotonic() - started, 3),
         "batchrunner_version": __version__,
         "note": "a prediction: the platform was read, nothing was sent; `batchrunner run` sends",

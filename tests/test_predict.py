@@ -264,14 +264,26 @@ async def test_requests_per_thousand_rows(platform: str, tmp_path: Path) -> None
         rows = [{"Action": "assign", "Record Id": lead(n), "Cadence": "Q4 Outbound", "User": ""}
                 for n in range(1, 1001)]
         job = write(tmp_path, SF_JOB, rows)
-    else:
+        app = build_sandbox()
+    else:  # a team that has all 1,000 people, every other one already on the cadence (the dearest case)
+        from batchrunner.sandbox.app import SandboxApp
+        from batchrunner.sandbox.salesloft import SalesloftEmulator
+        from batchrunner.sandbox.seeds import load_seed
+
+        team = load_seed("salesloft_team.json")
+        team["people"] = [{"id": 200000 + n, "first_name": "P", "last_name": str(n), "owner_id": 101,
+                           "email_address": f"p{n}@x.example.com"} for n in range(1000)]
+        team["memberships"] = [{"id": 300000 + n, "person_id": 200000 + n, "cadence_id": 5001, "user_id": 101}
+                               for n in range(0, 1000, 2)]
+        app = SandboxApp([SalesloftEmulator(team)])
         rows = [{"Action": "add", "Email": f"p{n}@x.example.com", "Person Id": "", "Cadence": "Q4 Outbound",
                  "Cadence Id": ""} for n in range(1000)]
         job = write(tmp_path, SL_JOB, rows)
-    result = await api.apredict(job, sandbox_app=build_sandbox(), clock=FakeClock())
-    sent = result.summary["requests_sent"]
-    print(f"{platform}: predict spent {sent} requests for 1,000 rows (estimated {result.summary['requests_estimated']})")
-    assert sent <= result.summary["requests_estimated"] <= 25
+    result = await api.apredict(job, sandbox_app=app, clock=FakeClock())
+    assert result.summary["counts"]["skip"] == (500 if platform == "salesloft" else 2)  # seeded: leads 31, 34
+    sent, estimated = result.summary["requests_sent"], result.summary["requests_estimated"]
+    print(f"{platform}: predict spent {sent} requests for 1,000 rows (estimated {estimated})")
+    assert sent <= estimated <= 25
 
 
 async def test_reads_stop_at_the_api_reserve_and_at_the_cap(tmp_path: Path) -> None:
@@ -289,8 +301,8 @@ async def test_reads_stop_at_the_api_reserve_and_at_the_cap(tmp_path: Path) -> N
     class Session:
         client = None
 
-    io = ReadOnlyIO(Session(), None, None, clock=FakeClock(), rng=None, concurrency=1, max_requests=3,  # type: ignore[arg-type]
-                    api_reserve=0)
+    io = ReadOnlyIO(Session(), None, None, clock=FakeClock(), rng=None,  # type: ignore[arg-type]
+                    concurrency=1, max_requests=3, api_reserve=0)
     io.stats.requests = 3  # three sent already
     with pytest.raises(PredictStopped, match="cap of 3 requests"):
         await io.request("GET", "/v2/people")
@@ -323,3 +335,23 @@ def test_outreach_and_sync_jobs_are_refused_with_a_reason(tmp_path: Path) -> Non
     with pytest.raises(JobError, match="sync job"):
         refuse_sync(SimpleNamespace(mode="sync", path=tmp_path / "weekly.toml"))
     refuse_sync(SimpleNamespace(mode="run", path=tmp_path / "weekly.toml"))  # a plain job goes on
+
+
+async def test_an_inactive_assignee_is_predicted_as_the_org_refuses_it(tmp_path: Path) -> None:
+    from batchrunner.sandbox.app import SandboxApp
+    from batchrunner.sandbox.salesforce import SalesforceEmulator
+    from batchrunner.sandbox.seeds import load_seed
+
+    org = load_seed("salesforce_org.json")
+    org["users"][3]["active"] = False
+    app = SandboxApp([SalesforceEmulator(org)])
+    rows = [{"Action": "assign", "Record Id": lead(n), "Cadence": "Q4 Outbound", "User": org["users"][u]["id"]}
+            for n, u in ((1, 3), (2, 2))]
+    job = write(tmp_path, SF_JOB, rows)
+    predicted = read_csv((await api.apredict(job, sandbox_app=app, clock=FakeClock())).results_csv)
+    real = read_csv((await run_prepared(prepare(load_job(job)), sandbox_app=app, output_dir=tmp_path / "runs",
+                                        clock=FakeClock(), progress=False)).results_csv)
+    assert [(r["_prediction"], r["_prediction_reason"]) for r in predicted] == [
+        ("fail", "INVALID_CROSS_REFERENCE_KEY"), ("apply", "")]
+    assert [(r["_status"], r["_error_code"]) for r in real] == [("failed", "INVALID_CROSS_REFERENCE_KEY"),
+                                                               ("succeeded", "")]

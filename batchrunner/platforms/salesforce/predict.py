@@ -10,7 +10,7 @@ one call of the org's daily allocation):
   ``ActionCadence.Name``: who is on which cadence (reconcile.active_trackers);
 - ``ActionCadenceTracker WHERE Id IN (...)`` and ``ActionCadenceStepTracker WHERE Id IN (...)``
   for rows naming a tracker or a step tracker;
-- ``User WHERE Id IN (...)`` for rows naming an assignee.
+- ``User (Id, IsActive) WHERE Id IN (...)`` for rows naming an assignee (an inactive one is refused).
 
 The rules are the ones the actions apply (Salesforce's Sales Engagement invocable-actions
 reference; docs/platforms.md) in the order the org checks them, and the codes are the ones the run
@@ -96,8 +96,9 @@ class OrgState:
             key = id18(tracker.get("Id"))
             if key in self.trackers:
                 self.active[target] = self.trackers[key]
-        self.users = set(await reconcile.records_by_id(io, version, "User", "Id",
-                                                       sorted(_ids(rows, "userId", ("assign", "change_assignee")))))
+        users = await reconcile.records_by_id(io, version, "User", "Id, IsActive",
+                                              sorted(_ids(rows, "userId", ("assign", "change_assignee"))))
+        self.users = {i for i, user in users.items() if user.get("IsActive") is not False}  # "not found or inactive"
 
     def cadence(self, name_or_id: Any) -> dict[str, Any] | None:
         """The cadence an assign names, by ID (15 or 18 characters) or by its unique Name."""
