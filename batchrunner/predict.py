@@ -287,6 +287,6 @@ def _as_run_results(results: pl.DataFrame) -> pl.DataFrame:
 
 
 def _as_run_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    counts = {_STATUS.get(k, k): v for k, v in summary["counts"].items()}
-    return {**summary, "job": f"{summary['job']} (prediction: nothing was sent)", "counts": counts,
+    """The page's counts keep the prediction's words (apply, skip, fail, invalid)."""
+    return {**summary, "job": f"{summary['job']} (prediction: nothing was sent)",
             "error_codes": summary["reasons"], "error_messages": {}, "resumed": False}
