@@ -43,7 +43,7 @@ from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import StopRun
 from batchrunner.prepared import Prepared
 from batchrunner.ratelimit import RateLimiter
-from batchrunner.report import atomic_write, results_frame, spreadsheet_safe, write_html_report
+from batchrunner.report import RESULT_COLUMNS, atomic_write, results_frame, spreadsheet_safe, write_html_report
 from batchrunner.rows import FrameRows
 from batchrunner.validate import CODE, IDX, MESSAGE, OP
 
@@ -88,7 +88,8 @@ class ReadOnlyIO:
     Salesforce API reserve. (The client's request hook, `_read_only`, lets only GETs leave.)"""
 
     def __init__(self, session: Any, limiter: RateLimiter, policy: RetryPolicy, *, clock: Clock,
-                 rng: random.Random, concurrency: int, max_requests: int | None, api_reserve: int) -> None:
+                 rng: random.Random, concurrency: int, max_requests: int | None, api_reserve: int,
+                 sent: list[int] | None = None) -> None:
         self.session = session
         self.limiter = limiter
         self.policy = policy
@@ -99,10 +100,11 @@ class ReadOnlyIO:
         self.max_requests = max_requests
         self.api_reserve = api_reserve
         self.cost = 0.0
+        self.sent = sent if sent is not None else [0]  # every request of the prediction (`_read_only` counts)
         self._io = _IO(self)  # duck-typed: _IO reads limiter, stats, concurrency, session, policy, clock, rng
 
     async def request(self, method: str, url: str, *, cost: float = 1.0, **kwargs: Any) -> httpx.Response:
-        if self.max_requests is not None and self.stats.requests >= self.max_requests:
+        if self.max_requests is not None and self.sent[0] >= self.max_requests:
             raise PredictStopped(f"predict reached its cap of {self.max_requests} requests before it had read "
                                  "everything it needs (the platform had more pages than estimated); nothing was "
                                  "sent. Raise --max-requests, or predict fewer rows (--input).")
@@ -173,8 +175,7 @@ async def predict_prepared(prepared: Prepared, *, max_requests: int | None = Non
                            rng: random.Random | None = None,
                            on_estimate: Callable[[int, int], None] | None = None) -> PredictResult:
     """Read the platform, predict every row, write the prediction's run directory."""
-    from batchrunner.constants import refuse_unusable
-    from batchrunner.runner import _client_factory, new_run_dir
+    from batchrunner.runner import new_run_dir
 
     job = prepared.job
     rows = rows_to_predict(prepared)
@@ -185,43 +186,19 @@ async def predict_prepared(prepared: Prepared, *, max_requests: int | None = Non
     if on_estimate is not None:
         on_estimate(requests, len(rows))
     started, started_at = time.monotonic(), utc_now()
-    outcomes: list[RowOutcome] = []
-    io = None
     sent = [0]
-    if rows:
-        session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
-        session.client.event_hooks["request"].append(_read_only(sent))
-        try:
-            # a constant naming nothing stops the run before it sends (constants.py): the same stop here
-            await refuse_unusable(job, session.client)
-            clock = clock or SystemClock()
-            rng = rng or random.Random()
-            limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
-                                  window_kind=job.limits.rate_window, max_server_wait=job.limits.max_server_wait)
-            io = ReadOnlyIO(session, limiter, RetryPolicy(job.limits.max_attempts, job.limits.backoff_base,
-                                                          job.limits.backoff_max),
-                            clock=clock, rng=rng, concurrency=job.limits.concurrency, max_requests=max_requests,
-                            api_reserve=job.limits.api_reserve)
-            try:
-                outcomes = await part.predict(job, session, io, rows)
-            except StopRun as exc:  # the platform refused the credentials during a read
-                raise PredictStopped(f"predict could not read {job.platform}: {exc.message}; "
-                                     "nothing was sent") from None
-            except httpx.TransportError as exc:
-                raise PredictStopped(f"predict could not read {job.platform}: {type(exc).__name__}: "
-                                     f"{secrets.redact(exc)}; nothing was sent") from None
-        finally:
-            await session.aclose()
+    outcomes, io = await _read_and_predict(prepared, part, rows, sent, max_requests=max_requests,
+                                           sandbox_app=sandbox_app, clock=clock or SystemClock(),
+                                           rng=rng or random.Random()) if rows else ([], None)
+    stats = io.stats if io is not None else ExecStats()
     summary = {
         "job": job.name, "job_file": str(job.path), "platform": job.platform, "kind": "prediction",
         "prediction": True, "target": "sandbox" if job.is_sandbox else "live",
         "mode": "SANDBOX" if job.is_sandbox else "LIVE", "endpoint": prepared.target,
         "input_file": str(prepared.loaded.path), "input_sha256": prepared.loaded.sha256,
-        "requests_estimated": requests, "requests_sent": sent[0],
-        "cost": io.cost if io else 0.0, "max_requests": max_requests,
-        "http_statuses": {str(k): v for k, v in sorted(io.stats.status_counts.items())} if io else {},
-        "retries": io.stats.retries if io else 0, "responses_429": io.stats.responses_429 if io else 0,
-        "transport_errors": io.stats.transport_errors if io else 0,
+        "requests_estimated": requests, "requests_sent": sent[0], "cost": io.cost if io else 0.0,
+        "max_requests": max_requests, "http_statuses": {str(k): v for k, v in sorted(stats.status_counts.items())},
+        "retries": stats.retries, "responses_429": stats.responses_429, "transport_errors": stats.transport_errors,
         "rate_limit_wait_seconds": round(io.limiter.waited, 3) if io else 0.0,
         "budget_per_minute": prepared.platform.budget_per_minute(job),
         "started_at": started_at, "finished_at": utc_now(), "duration_seconds": round(time.monotonic() - started, 3),
@@ -230,6 +207,38 @@ async def predict_prepared(prepared: Prepared, *, max_requests: int | None = Non
     }
     run_dir = new_run_dir(Path(output_dir) if output_dir else job.output_dir, f"{job.name}-predict")
     return write_prediction(prepared, run_dir, outcomes, summary)
+
+
+async def _read_and_predict(prepared: Prepared, part: Any, rows: list[PredictRow], sent: list[int], *,
+                            max_requests: int | None, sandbox_app: Any | None, clock: Clock,
+                            rng: random.Random) -> tuple[list[RowOutcome], ReadOnlyIO]:
+    """Open the job's session (GET only, counted), check its constants as `run` does, and let the
+    platform part read and predict. Any failure to read stops the prediction (nothing written)."""
+    from batchrunner.constants import refuse_unusable
+    from batchrunner.runner import _client_factory
+
+    job = prepared.job
+    session = await prepared.platform.open_session(job, _client_factory(job, sandbox_app))
+    session.client.event_hooks["request"].append(_read_only(sent))
+    prepared.target = getattr(session, "target", None) or prepared.target
+    try:
+        # a constant naming nothing stops the run before it sends (constants.py): the same stop here
+        await refuse_unusable(job, session.client)
+        limits = job.limits
+        limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
+                              window_kind=limits.rate_window, max_server_wait=limits.max_server_wait)
+        io = ReadOnlyIO(session, limiter, RetryPolicy(limits.max_attempts, limits.backoff_base, limits.backoff_max),
+                        clock=clock, rng=rng, concurrency=limits.concurrency, max_requests=max_requests,
+                        api_reserve=limits.api_reserve, sent=sent)
+        try:
+            return await part.predict(job, session, io, rows), io
+        except StopRun as exc:  # the platform refused the credentials during a read
+            raise PredictStopped(f"predict could not read {job.platform}: {exc.message}; nothing was sent") from None
+        except httpx.TransportError as exc:
+            raise PredictStopped(f"predict could not read {job.platform}: {type(exc).__name__}: "
+                                 f"{secrets.redact(exc)}; nothing was sent") from None
+    finally:
+        await session.aclose()
 
 
 def write_prediction(prepared: Prepared, run_dir: Path, outcomes: list[RowOutcome],
@@ -254,10 +263,10 @@ def write_prediction(prepared: Prepared, run_dir: Path, outcomes: list[RowOutcom
         rows = journal.frame()
     finally:
         journal.close()
-    results = results_frame(prepared.loaded.frame, rows, validated[OP], None)
-    results = spreadsheet_safe(results).select(
-        *[c for c in results.columns if not c.startswith("_") or c in prepared.loaded.frame.columns],
-        "_row", "_operation",
+    # a prediction's own results.csv given back as the input carries its `_` columns: replaced
+    frame = prepared.loaded.frame.drop([c for c in (*COLUMNS, *RESULT_COLUMNS) if c in prepared.loaded.frame.columns])
+    results = spreadsheet_safe(results_frame(frame, rows, validated[OP], None)).select(
+        *frame.columns, "_row", "_operation",
         pl.col("_status").replace_strict(PREDICTION, default="unknown").alias("_prediction"),
         pl.col("_error_code").alias("_prediction_reason"), pl.col("_error_message").alias("_prediction_message"))
     atomic_write(run_dir / "results.csv", lambda p: results.write_csv(p, include_bom=job.report_bom))

@@ -302,8 +302,7 @@ async def test_reads_stop_at_the_api_reserve_and_at_the_cap(tmp_path: Path) -> N
         client = None
 
     io = ReadOnlyIO(Session(), None, None, clock=FakeClock(), rng=None,  # type: ignore[arg-type]
-                    concurrency=1, max_requests=3, api_reserve=0)
-    io.stats.requests = 3  # three sent already
+                    concurrency=1, max_requests=3, api_reserve=0, sent=[3])  # three sent already
     with pytest.raises(PredictStopped, match="cap of 3 requests"):
         await io.request("GET", "/v2/people")
 
@@ -355,3 +354,11 @@ async def test_an_inactive_assignee_is_predicted_as_the_org_refuses_it(tmp_path:
         ("fail", "INVALID_CROSS_REFERENCE_KEY"), ("apply", "")]
     assert [(r["_status"], r["_error_code"]) for r in real] == [("failed", "INVALID_CROSS_REFERENCE_KEY"),
                                                                ("succeeded", "")]
+
+
+async def test_a_predictions_results_csv_can_be_predicted_again(tmp_path: Path) -> None:
+    """results.csv is a valid input for the same job: its `_` columns are replaced, not doubled."""
+    job = write(tmp_path, SL_JOB, sl_rows())
+    first = await api.apredict(job, sandbox_app=build_sandbox(), clock=FakeClock())
+    again = await api.apredict(job, input=first.results_csv, sandbox_app=build_sandbox(), clock=FakeClock())
+    assert read_csv(again.results_csv) == read_csv(first.results_csv)
