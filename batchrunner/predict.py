@@ -139,14 +139,17 @@ def platform_part(name: str) -> Any:
     try:
         return importlib.import_module(f"batchrunner.platforms.{name}.predict")
     except ModuleNotFoundError:
-        raise JobError(f"batchrunner predict does not cover {name} yet (Salesforce and Salesloft only); "
-                       "`batchrunner run --dry-run` checks the file without the platform.") from None
+        raise JobError(f"batchrunner predict does not cover {name} yet; `batchrunner run --dry-run` checks the "
+                       "file without the platform.") from None
 
 
 def rows_to_predict(prepared: Prepared) -> list[PredictRow]:
-    """The rows the run would send (valid, not an exact duplicate), in input order."""
+    """The rows the run would send (valid, not an exact duplicate), in the order the run sends them:
+    wave by wave (a row waits for the earlier rows naming the same record: plan.py), each wave in
+    input order. A row's prediction sees what the rows before it would have done."""
     skipped = {o.row for o in prepared.plan.duplicates}
-    indices = sorted(r for wave in prepared.plan.waves for unit in wave for r in unit.rows if r not in skipped)
+    indices = [r for wave in prepared.plan.waves for r in sorted(r for unit in wave for r in unit.rows)
+               if r not in skipped]
     if not indices:
         return []
     fields = [c for c in prepared.validated.columns if not c.startswith("__") and c != OP]
