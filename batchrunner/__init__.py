@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "run", "arun", "resume", "aresume", "retry", "aretry", "validate", "check", "acheck", "export", "aexport",
-    "predict", "apredict", "PredictResult", "load", "RunResult", "StartInfo", "JobError", "RunAborted", "NothingToRetry", "__version__",
+    "predict", "apredict", "PredictResult", "load", "RunResult", "StartInfo", "JobError", "RunAborted",
+    "NothingToRetry", "__version__",
 ]
 
 _FROM = {
@@ -40,10 +41,11 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(types.ModuleType):
-    """Four API functions share their names with modules (`validate`, `check`, `export`, `predict`). Python
-    sets a package attribute for every submodule it imports, which would replace the function by
-    the module the first time a run imported it; the submodule stays in ``sys.modules`` (and
-    ``from batchrunner.validate import …`` keeps working), the package attribute stays the API."""
+    """Four API functions share their names with modules (`validate`, `check`, `export`,
+    `predict`). Python sets a package attribute for every submodule it imports, which would replace
+    the function by the module the first time a run imported it; the submodule stays in
+    ``sys.modules`` (and ``from batchrunner.validate import …`` keeps working), the package
+    attribute stays the API."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _FROM and isinstance(value, types.ModuleType):

@@ -425,3 +425,11 @@ async def test_a_predictions_results_csv_can_be_predicted_again(tmp_path: Path) 
     first = await api.apredict(job, sandbox_app=build_sandbox(), clock=FakeClock())
     again = await api.apredict(job, input=first.results_csv, sandbox_app=build_sandbox(), clock=FakeClock())
     assert read_csv(again.results_csv) == read_csv(first.results_csv)
+
+
+def test_the_package_attribute_stays_the_function() -> None:
+    """`batchrunner.predict` is the API function even after the module of the same name is imported."""
+    import batchrunner
+    import batchrunner.predict  # noqa: F401
+
+    assert callable(batchrunner.predict) and batchrunner.predict is api.predict
