@@ -19,13 +19,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "run", "arun", "resume", "aresume", "retry", "aretry", "validate", "check", "acheck", "export", "aexport",
-    "verify", "averify", "load", "RunResult", "StartInfo", "JobError", "RunAborted", "NothingToRetry", "__version__",
+    "verify", "averify", "predict", "apredict", "PredictResult", "load", "RunResult", "StartInfo", "JobError",
+    "RunAborted", "NothingToRetry", "__version__",
 ]
 
 _FROM = {
     "run": "api", "arun": "api", "resume": "api", "aresume": "api", "retry": "api", "aretry": "api",
     "validate": "api", "check": "api", "acheck": "api", "export": "api", "aexport": "api", "load": "api",
-    "verify": "api", "averify": "api",
+    "verify": "api", "averify": "api", "predict": "api", "apredict": "api", "PredictResult": "predict",
     "StartInfo": "api", "RunResult": "runner", "JobError": "errors", "RunAborted": "errors",
     "NothingToRetry": "errors",
 }
@@ -40,10 +41,11 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(types.ModuleType):
-    """Four API functions share their names with modules (`validate`, `check`, `export`, `verify`). Python
-    sets a package attribute for every submodule it imports, which would replace the function by
-    the module the first time a run imported it; the submodule stays in ``sys.modules`` (and
-    ``from batchrunner.validate import …`` keeps working), the package attribute stays the API."""
+    """Five API functions share their names with modules (`validate`, `check`, `export`, `verify`,
+    `predict`). Python sets a package attribute for every submodule it imports, which would replace
+    the function by the module the first time a run imported it; the submodule stays in
+    ``sys.modules`` (and ``from batchrunner.validate import …`` keeps working), the package
+    attribute stays the API."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _FROM and isinstance(value, types.ModuleType):

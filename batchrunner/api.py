@@ -189,6 +189,30 @@ def retry(run_dir: str | Path, **options: Any) -> Any:
     return anyio.run(lambda: aretry(run_dir, **options))
 
 
+async def apredict(job: JobLike, *, input: str | Path | None = None,  # noqa: A002
+                   max_requests: int | None = None, output_dir: str | Path | None = None,
+                   base_dir: str | Path | None = None, sandbox_app: Any | None = None,
+                   on_estimate: Callable[[int, int], None] | None = None, clock: Any | None = None) -> Any:
+    """Predict each row's outcome by reading the platform (never writing): a run directory marked
+    as a prediction, with ``_prediction`` (apply, skip, fail, invalid) and ``_prediction_reason``
+    per row in results.csv (docs/predict.md). ``on_estimate(requests, rows)`` is called before the
+    first request; ``max_requests`` refuses (JobError, exit 2) a prediction estimated to spend more.
+    ``clock`` paces the reads (default: the system's; tests inject one). Returns a `PredictResult`:
+    ``exit_code`` 0 when every row would apply or be skipped, 1 when some would fail or are invalid."""
+    from batchrunner.predict import predict_prepared
+    from batchrunner.runner import prepare
+
+    prepared = prepare(load(job, base_dir=base_dir), Path(input) if input is not None else None)
+    return await predict_prepared(prepared, max_requests=max_requests,
+                                  output_dir=Path(output_dir) if output_dir else None, sandbox_app=sandbox_app,
+                                  on_estimate=on_estimate, clock=clock)
+
+
+def predict(job: JobLike, **options: Any) -> Any:
+    """`apredict`, for code without an event loop."""
+    return anyio.run(lambda: apredict(job, **options))
+
+
 def validate(job: JobLike, *, input: str | Path | None = None,  # noqa: A002
              base_dir: str | Path | None = None) -> dict[str, Any]:
     """Check the job and every row and plan the requests; send nothing. Returns what `batchrunner

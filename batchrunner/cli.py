@@ -76,6 +76,22 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--json", action="store_true", help="also print the result as one JSON object on stdout "
                      "(the human-readable lines go to stderr)")
 
+    prd = sub.add_parser("predict", help="read the platform and predict each row's outcome; sends nothing",
+                         description="Read the platform (GET only, in batches, within the job's budget) and "
+                         "predict what each row would do in a real run: apply, skip, fail or invalid, with the error "
+                         "code the run would report. Writes a run directory marked as a prediction (results.csv "
+                         "with _prediction and _prediction_reason, summary.json, report.html); it cannot be resumed "
+                         "or retried. Exit 0 every row would apply or be skipped, 1 some would fail or are invalid, "
+                         "2 the job could not start or the estimate is over --max-requests (docs/predict.md).")
+    prd.add_argument("job", type=Path, help="the job file (TOML)")
+    prd.add_argument("--input", type=Path, help="predict this CSV instead of the job's input")
+    prd.add_argument("--output-dir", type=Path, help="put the prediction's directory here instead of the job's "
+                     "output_dir")
+    prd.add_argument("--max-requests", type=int, metavar="N", help="refuse (exit 2) when the estimated requests are "
+                     "more than N, and stop if the reads go past N")
+    prd.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout "
+                     "(everything else goes to stderr)")
+
     res = sub.add_parser("resume", help="finish a run that stopped (crash, Ctrl-C, budget stop)",
                          description="Continue a run from its journal. Rows that already have an outcome are "
                          "never sent again; rows that were in flight when it stopped are checked with the "
@@ -237,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     commands = {"run": _run, "resume": _resume, "retry": _retry, "validate": _validate, "operations": _operations,
-                "sandbox": _sandbox, "export": _export, "check": _check, "runs": _runs, "verify": _verify}
+                "sandbox": _sandbox, "export": _export, "check": _check, "runs": _runs, "verify": _verify,
+                "predict": _predict}
     if args.command not in commands:
         parser.print_help()
         return 2
@@ -357,6 +374,30 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"verify.csv: {result.verify_csv}", file=out)
     if args.json:
         print(json.dumps({**result.block, "run_dir": str(result.run_dir)}))
+    return result.exit_code
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from batchrunner import api
+
+    if args.max_requests is not None and args.max_requests < 1:
+        raise JobError("--max-requests must be at least 1")
+
+    def estimate(requests: int, rows: int) -> None:  # stderr, before the first request
+        cap = f" (cap {args.max_requests})" if args.max_requests is not None else ""
+        print(f"predict: {_n(rows, 'row')} to predict; about {_n(requests, 'request')} to read the platform{cap}; "
+              "nothing is sent", file=sys.stderr, flush=True)
+
+    result = api.predict(args.job, input=args.input, output_dir=args.output_dir, max_requests=args.max_requests,
+                         on_estimate=estimate)
+    out, summary = _out(args), result.summary
+    counts = ", ".join(f"{n} {name}" for name, n in summary["counts"].items() if n) or "no rows"
+    print(f"prediction: {counts} ({summary['requests_sent']} requests)", file=out)
+    for reason, n in list(summary["reasons"].items())[:5]:
+        print(f"  {reason} ×{n}", file=out)
+    print(f"results: {result.results_csv}  (nothing was sent; `batchrunner run {args.job}` sends)", file=out)
+    if args.json:
+        print(json.dumps({**summary, "run_dir": str(result.run_dir)}), flush=True)
     return result.exit_code
 
 

@@ -93,19 +93,25 @@ async def verify_constants(job: Job, sandbox_app: Any | None = None) -> Any | No
         log.warning("constants not checked: %s", secrets.redact(exc))
         return None
     try:
-        checks = await check_constants(job, session.client)
-        for item in checks:
-            if item.ok is None:
-                log.warning("constant not checked: %s", secrets.redact(item.line()))
-        wrong = [c for c in checks if c.ok is False]
-        if wrong:
-            lines = "\n".join(f"  {c.line()}" for c in wrong)
-            raise JobError(f"{len(wrong)} constant(s) of {job.path.name} name nothing usable on {job.platform}; "
-                           f"every row would fail. Nothing was sent.\n{lines}")
+        await refuse_unusable(job, session.client)
     except BaseException:
         await session.aclose()
         raise
     return session
+
+
+async def refuse_unusable(job: Job, client: Any) -> None:
+    """Raise ``JobError`` naming every constant that names nothing usable on the platform (what
+    `run` and `predict` stop on before anything is sent); a look-up that failed is only logged."""
+    checks = await check_constants(job, client)
+    for item in checks:
+        if item.ok is None:
+            logging.getLogger("batchrunner.run").warning("constant not checked: %s", secrets.redact(item.line()))
+    wrong = [c for c in checks if c.ok is False]
+    if wrong:
+        lines = "\n".join(f"  {c.line()}" for c in wrong)
+        raise JobError(f"{len(wrong)} constant(s) of {job.path.name} name nothing usable on {job.platform}; "
+                       f"every row would fail. Nothing was sent.\n{lines}")
 
 
 def validate_note(job: Job) -> str | None:

@@ -46,6 +46,12 @@ def next_steps(summary: dict[str, Any], run_dir: Path) -> list[NextStep]:
     stopped = summary.get("stopped") or {}
     job_file = summary.get("job_file") or "JOB.toml"
     steps: list[NextStep] = []
+    if summary.get("prediction"):  # batchrunner predict (predict.py): nothing was sent
+        if counts.get("fail") or counts.get("invalid"):
+            steps.append(NextStep("rows predicted to fail or invalid: results.csv says why (_prediction_reason); "
+                                  "fix them in the input before the real run"))
+        steps.append(NextStep("a prediction sends nothing; to send for real", f"batchrunner run {_q(job_file)}"))
+        return steps
     if stopped.get("code") == "DRY_RUN":
         if counts.get("invalid"):
             steps.append(NextStep(f"{counts['invalid']} invalid rows: fix them in errors.csv (the _ columns "

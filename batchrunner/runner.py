@@ -329,6 +329,10 @@ def refuse_if_handed_over(meta: dict[str, Any], run_dir: Path) -> None:
                        f"unfinished rows belong to that run now (sending them from here would send them twice). "
                        f"Continue with: batchrunner resume {meta['retried_by']}  (if it stopped) or "
                        f"batchrunner retry {meta['retried_by']}  (for what failed there).")
+    if meta.get("prediction"):
+        raise JobError(f"{run_dir} is a prediction (batchrunner predict): it read the platform and sent nothing, "
+                       f"so there is nothing to resume or retry. Send the job with: batchrunner run "
+                       f"{meta.get('job_path')}")
     if meta.get("dry_run"):
         raise JobError(f"{run_dir} is a dry run: nothing was sent, so there is nothing to resume or retry. Send "
                        f"the job with: batchrunner run {meta.get('job_path')}")

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 RETRY_INPUT = "retry-input.csv"
-KINDS = ("run", "dry run", "resume", "retry")
+KINDS = ("run", "dry run", "prediction", "resume", "retry")
 
 
 def run_kind(summary: dict[str, Any]) -> str:
-    """run, dry run, resume (summary rewritten by `batchrunner resume`) or retry (input is a retry file)."""
+    """run, dry run, prediction (`batchrunner predict`), resume (summary rewritten by `batchrunner
+    resume`) or retry (input is a retry file)."""
+    if summary.get("prediction"):
+        return "prediction"
     if (summary.get("stopped") or {}).get("code") == "DRY_RUN":
         return "dry run"
     if summary.get("resumed"):

@@ -244,7 +244,7 @@ class SalesforceEmulator:
 
     def _user(self, value: Any) -> str:
         user = _id(value)
-        if user is None or user not in self.users:
+        if user is None or user not in self.users or not self.users[user].get("active", True):
             raise InputError("INVALID_CROSS_REFERENCE_KEY", f"User not found or inactive: {value}", ["userId"])
         return user
 
@@ -588,7 +588,9 @@ class SalesforceEmulator:
                      "Company": r.get("company"), "Email": r.get("email")}
                     for i, r in self.targets.items() if self.target_kind[i] == sobject]
         if sobject == "User":
-            return [{"Id": i, "Name": u.get("name"), "Email": u.get("email")} for i, u in self.users.items()]
+            # User.IsActive (object reference); sandbox choice: the seed's users are active unless "active": false
+            return [{"Id": i, "Name": u.get("name"), "Email": u.get("email"), "IsActive": u.get("active", True)}
+                    for i, u in self.users.items()]
         return None
 
     def _query(self, soql: str, headers: dict[str, str], version: str = "62.0") -> SandboxResponse:

@@ -286,6 +286,12 @@ class SalesloftEmulator:
             items = [m for m in items if m["person"]["id"] == pid]
         if (cid := self._int(request.param("cadence_id"))) is not None:
             items = [m for m in items if m["cadence"]["id"] == cid]
+        # sandbox choice: the array forms person_id[] / cadence_id[] (Salesloft's list convention, as
+        # ids[] on people; not in docs/platforms.md) filter too; a client must check the answer anyway
+        if people := {self._int(p) for p in request.params("person_id[]")}:
+            items = [m for m in items if m["person"]["id"] in people]
+        if cadences := {self._int(c) for c in request.params("cadence_id[]")}:
+            items = [m for m in items if m["cadence"]["id"] in cadences]
         if (on := request.param("currently_on_cadence")) in ("true", "false"):
             items = [m for m in items if m["currently_on_cadence"] == (on == "true")]
         return self._page(request, self._by_updated_at(request, items))
