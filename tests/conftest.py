@@ -12,11 +12,12 @@ def anyio_backend():
 
 
 @pytest.fixture(autouse=True)
-def _demo_job_locks_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _demo_job_locks_per_test(tmp_path: Path):
     """In-process runs of the repository's own demo jobs lock in the test's folder, not in jobs/.
 
     The lock belongs to the job file (lock.py), so two tests running ``jobs/x.toml`` at once, as
-    pytest-xdist's workers do, would refuse each other. Jobs elsewhere keep the real lock.
+    pytest-xdist's workers do, would refuse each other. Jobs elsewhere keep the real lock. Its own
+    MonkeyPatch, so a test's ``monkeypatch.undo()`` leaves it in place.
     """
     from batchrunner import lock, runner
 
@@ -29,7 +30,9 @@ def _demo_job_locks_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             return lock.RunLock(tmp_path / f".{resolved.name}.lock")
         return real(job_path)
 
-    monkeypatch.setattr(runner, "job_lock", job_lock)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "job_lock", job_lock)
+        yield
 
 
 @pytest.fixture
