@@ -385,8 +385,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     def estimate(requests: int, rows: int) -> None:  # stderr, before the first request
         cap = f" (cap {args.max_requests})" if args.max_requests is not None else ""
-        print(f"predict: {_n(rows, 'row')} to predict; about {_n(requests, 'request')} to read the platform{cap}; "
-              "nothing is sent", file=sys.stderr, flush=True)
+        print(f"predict: about {_n(requests, 'request')} to read the platform for {_n(rows, 'row')}{cap} (invalid and "
+              "duplicate rows need none); nothing is sent", file=sys.stderr, flush=True)
 
     result = api.predict(args.job, input=args.input, output_dir=args.output_dir, max_requests=args.max_requests,
                          on_estimate=estimate)
