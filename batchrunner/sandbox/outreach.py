@@ -53,6 +53,7 @@ class HourlyBudget:
     def __init__(self, per_hour: int, clock: Callable[[], float]) -> None:
         self.per_hour, self.clock = per_hour, clock
         self.used: dict[int, tuple[int, int]] = {}  # user -> (hour index, requests)
+        self.spent: dict[tuple[int, int], int] = {}  # (user, hour index) -> requests accepted (benchmarks)
 
     def _hour(self) -> int:
         return math.floor(self.clock() / 3600)
@@ -66,6 +67,7 @@ class HourlyBudget:
         if left <= 0:
             return False
         self.used[user] = (self._hour(), self.per_hour - left + 1)
+        self.spent[(user, self._hour())] = self.spent.get((user, self._hour()), 0) + 1
         return True
 
     def reset_at(self) -> int:
