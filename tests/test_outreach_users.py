@@ -87,3 +87,14 @@ def test_a_user_whose_hour_is_spent_holds_only_their_own_rows(tmp_path: Path, mo
     assert before == [1, 1, 1, 1, 2, 3, 3, 3, 3]  # Rafael's last request of the hour, everyone else's rows
     assert after == [2, 2, 2]  # Rafael's other rows waited for his reset, alone
     assert emu.audit()["enrolled_by"] == {"1": 4, "2": 4, "3": 4}
+
+
+def test_sync_mode_on_outreach_is_refused_naming_the_alternative(tmp_path: Path) -> None:
+    """Before: a KeyError ('outreach') instead of a message."""
+    from batchrunner.errors import JobError
+    from batchrunner.sync import check_sync_job
+
+    job = _job(tmp_path, 1)
+    job.write_text(job.read_text().replace('operation = "add"', 'operation = "add"\nmode = "sync"\nkey = "Prospect"'))
+    with pytest.raises(JobError, match="not available on outreach"):
+        check_sync_job(load_job(job))
