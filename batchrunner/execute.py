@@ -243,8 +243,16 @@ class Executor:
             self.stats.concurrency = self.concurrency.describe()
         return self.stats
 
-    async def _run_wave(self, units: list[WorkUnit]) -> None:
+    async def _run_wave(self, units: list[WorkUnit], nested: bool = False) -> None:
         if not units:
+            return
+        keys = dict.fromkeys(unit.rate_key for unit in units)
+        if len(keys) > 1:  # one queue per budget (per user): a budget waiting for its reset holds only its units
+            async with anyio.create_task_group() as tg:
+                self._wave_scope = tg.cancel_scope
+                for key in keys:
+                    tg.start_soon(self._run_wave, [u for u in units if u.rate_key == key], True)
+            self._wave_scope = None
             return
         send, receive = anyio.create_memory_object_stream[WorkUnit](math.inf)
         pending = len(units)
@@ -270,17 +278,19 @@ class Executor:
         workers = self.concurrency.ceiling  # the limit's ceiling: the permits decide how many send at once
         with receive:
             async with anyio.create_task_group() as tg:
-                self._wave_scope = tg.cancel_scope
+                if not nested:
+                    self._wave_scope = tg.cancel_scope
                 for _ in range(min(workers, len(units))):
                     tg.start_soon(worker, receive.clone())
-            self._wave_scope = None
+            if not nested:
+                self._wave_scope = None
 
     async def _process(self, unit: WorkUnit, requeue: Callable[[WorkUnit], None]) -> None:
         while unit.rows:
             if self.stopping:
                 return
             unit = self._cut(unit, requeue)
-            await self.limiter.acquire(self.session.request_cost(unit))
+            await self.limiter.acquire(self.session.request_cost(unit), key=unit.rate_key)
             if self.stopping:
                 return
             self._took_off()

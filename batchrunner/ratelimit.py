@@ -16,7 +16,12 @@ it, because the budget is shared with integrations this process cannot see:
 Whether Salesloft's window is a clock minute or a rolling 60 s is unconfirmed (docs/platforms.md), so it
 is a setting (``limits.rate_window``): "fixed" (default) waits for the next clock minute; "rolling"
 waits a fraction of the window and lets the next header say what has been freed. Both are safe
-either way round, only slower when wrong. Built on anyio (asyncio and trio alike) and on an
+either way round, only slower when wrong.
+
+Outreach's budget is per user per hour: a run sending rows with several users' tokens has one
+budget per user. ``KeyedRateLimiter`` keeps a ``RateLimiter`` per budget key (a work unit's
+``rate_key``, a signal's ``key``; None is the connection's own budget), so one user's spent hour or
+429 holds only that user's requests. Built on anyio (asyncio and trio alike) and on an
 injected clock, so the arithmetic is tested without sleeping.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import anyio
 
@@ -91,8 +97,9 @@ class RateLimiter:
         self.updated = now
 
     # -- spending -------------------------------------------------------------------------
-    async def acquire(self, cost: float = 1.0) -> None:
-        """Wait until ``cost`` may be spent. Waiters queue on a lock, so they are served in turn."""
+    async def acquire(self, cost: float = 1.0, key: str | None = None) -> None:
+        """Wait until ``cost`` may be spent. Waiters queue on a lock, so they are served in turn.
+        ``key`` (whose budget) is for ``KeyedRateLimiter``: one budget ignores it."""
         async with self.lock:
             while True:
                 now = self.clock.now()
@@ -163,3 +170,75 @@ class RateLimiter:
             else:
                 self.remaining = min(self.remaining, float(signal.remaining))
             self._remaining_window = index
+
+
+class KeyedRateLimiter:
+    """One ``RateLimiter`` per budget: ``acquire(cost, key)`` spends from ``key``'s, ``observe``
+    applies a signal to the budget it names (``signal.key``). Platforms with one budget per
+    connection only ever use key None, so it behaves exactly as a single ``RateLimiter``. Each
+    budget's limiter is made by ``make`` on first use, with the same settings (pace, margin, window):
+    a pace set for the job is a pace per budget."""
+
+    #: longest wait for a user's first answer before the others go anyway (it normally takes one
+    #: round trip; a first request whose answer says nothing about budgets must not hold them for ever)
+    FIRST_ANSWER_WAIT = 60.0
+
+    def __init__(self, make: Callable[[], RateLimiter]) -> None:
+        self.make = make
+        self.limiters: dict[str | None, RateLimiter] = {None: make()}
+        self._waited_outside = 0.0  # backoffs the executor adds (``waited +=``), not any budget's
+        self._heard: dict[str, anyio.Event] = {}  # key -> set once an answer told its budget
+
+    def of(self, key: str | None) -> RateLimiter:
+        limiter = self.limiters.get(key)
+        if limiter is None:
+            limiter = self.limiters[key] = self.make()
+        return limiter
+
+    async def acquire(self, cost: float = 1.0, key: str | None = None) -> None:
+        """Spend from ``key``'s budget. A user's budget is not known until an answer to that user's
+        token says what is left (other integrations spend it too), so the first request of each key
+        goes alone and the rest wait for its answer instead of spending blind into a 429."""
+        if key is not None:
+            heard = self._heard.get(key)
+            if heard is None:
+                self._heard[key] = anyio.Event()  # this caller is the first: it goes
+            elif not heard.is_set():
+                with anyio.move_on_after(self.FIRST_ANSWER_WAIT):
+                    await heard.wait()
+        await self.of(key).acquire(cost)
+
+    def observe(self, signal: RateSignal) -> None:
+        if signal.key is not None and signal.key in self._heard:
+            self._heard[signal.key].set()
+        self.of(signal.key).observe(signal)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every budget's workers (a pause that is not about one budget)."""
+        for limiter in self.limiters.values():
+            limiter.pause(seconds)
+
+    @property
+    def clock(self) -> Clock:
+        return self.limiters[None].clock
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting, over every budget (reported in summary.json)."""
+        return self._waited_outside + sum(limiter.waited for limiter in self.limiters.values())
+
+    @waited.setter
+    def waited(self, value: float) -> None:
+        self._waited_outside += value - self.waited
+
+    @property
+    def pauses(self) -> int:
+        return sum(limiter.pauses for limiter in self.limiters.values())
+
+    @property
+    def api_used(self) -> int | None:
+        return self.limiters[None].api_used
+
+    @property
+    def api_limit(self) -> int | None:
+        return self.limiters[None].api_limit

@@ -37,7 +37,7 @@ from batchrunner.outcome import CHECK_BEFORE_RETRY, Status
 from batchrunner.plan import Plan, plan, plan_rest
 from batchrunner.prepared import Prepared
 from batchrunner.platforms import get_platform
-from batchrunner.ratelimit import RateLimiter
+from batchrunner.ratelimit import KeyedRateLimiter, RateLimiter
 from batchrunner.report import ReportOptions, exit_code_for, write_reports
 from batchrunner.rows import FrameRows
 from batchrunner.source import LoadedInput, file_sha256, load_input
@@ -411,9 +411,10 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
     if started and hasattr(session, "run_started_at"):
         session.run_started_at = datetime.fromisoformat(str(started).replace("Z", "+00:00"))
     try:
-        limiter = RateLimiter(prepared.platform.budget_per_minute(job), clock=clock, rng=rng,
-                              window_kind=job.limits.rate_window, margin=max(0, job.limits.concurrency - 1),
-                              max_server_wait=job.limits.max_server_wait)
+        # one budget per connection, or per user where the platform's budget is per user (Outreach)
+        limiter = KeyedRateLimiter(lambda: RateLimiter(
+            prepared.platform.budget_per_minute(job), clock=clock, rng=rng, window_kind=job.limits.rate_window,
+            margin=max(0, job.limits.concurrency - 1), max_server_wait=job.limits.max_server_wait))
         # adaptive where the platform publishes no budget; a resumed run starts at its last limit
         in_flight = concurrency.build(job, prepared.platform, clock=clock,
                                       start=journal.meta().get(concurrency.JOURNAL_META))

@@ -247,6 +247,10 @@ def register(path: Path, journal: Path, kind: str, rows: list[tuple[int, str, st
 def check_sync_job(job: Job) -> None:
     from batchrunner.platforms import get_platform
 
+    if job.platform not in SYNC_OPERATIONS:
+        raise JobError(f"mode = \"sync\" is not available on {job.platform} yet (it is on "
+                       f"{' and '.join(SYNC_OPERATIONS)}): use mode = \"once\" (someone already in the sequence "
+                       "is skipped).")
     wanted, _ = SYNC_OPERATIONS[job.platform]
     op = get_platform(job.platform).catalog_for(job).resolve(job.operation or "")
     if op is None or op.name != wanted:

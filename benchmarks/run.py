@@ -3,7 +3,7 @@ local work cheap? Not part of the test suite; results are ratios measured in one
 
     python benchmarks/run.py            # all scenarios (about eight minutes)
     python benchmarks/run.py 1 3        # some of them
-    python benchmarks/run.py --tiny 6 7 # check scenarios 6 and 7 run (a few hundred rows)
+    python benchmarks/run.py --tiny 6 7 8  # check scenarios 6-8 run (a few hundred rows)
 
 1. Salesloft budget use: N enrolments against the sandbox at a known budget and latency;
    achieved requests/minute / budget and 429s, and the same for a naive sequential httpx loop.
@@ -27,7 +27,13 @@ local work cheap? Not part of the test suite; results are ratios measured in one
    (LIMIT_EXCEEDED), 180 / 1,000 / 10,000 rows at batch_size 200: action requests against
    ceil(rows / ceiling) + 1.
 
-``--tiny`` runs scenarios 6 and 7 at a few hundred rows: a check that the code runs, not a figure.
+8. Outreach per-user budgets: enrolments sent as 1 user and as 3 users ([outreach.users], a row's
+   owner picks the token) against the emulator's real budget, 10,000 requests per user per clock
+   hour, in virtual time (trio's MockClock: hours pass in seconds, the emulator, the latency and the
+   limiter read one clock). Per user: the share of each full hour's budget spent (utilisation),
+   429s; and rows per full hour, 3 users against 1.
+
+``--tiny`` runs scenarios 6, 7 and 8 at a few hundred rows: a check that the code runs, not a figure.
 
 The Salesloft scenarios shrink the budget window from 60 s to WINDOW seconds (the budget per
 window shrinks with it, so the rate is the real 600/min-class rate) to measure many windows in a
@@ -59,7 +65,8 @@ from batchrunner.sandbox.salesforce import SalesforceEmulator
 from batchrunner.sandbox.salesloft import SalesloftEmulator
 from batchrunner.sandbox.seeds import load_seed
 
-SIZES = {"knee_rows": 40_000, "ceiling_rows": [180, 1_000, 10_000]}  # scenarios 6 and 7 (--tiny shrinks them)
+# scenarios 6, 7 and 8 (--tiny shrinks them); 8: 2.5 hours of one Outreach user's budget, two full hours measured
+SIZES = {"knee_rows": 40_000, "ceiling_rows": [180, 1_000, 10_000], "outreach_per_user": 25_000}
 WINDOW = 6.0  # seconds per budget window in scenarios 1-2 (the platform's is 60)
 RATE = 20.0  # requests per second allowed by the budget (1,200 per minute)
 LATENCY_MS = 150.0
@@ -262,6 +269,65 @@ async def ceiling(rows: int, ceiling_inputs: int = 50, batch: int = 200) -> dict
             "succeeded": result.summary["counts"]["succeeded"], "seconds": round(elapsed, 2)}
 
 
+OUTREACH_USERS = ["", "rafael.ortiz@acme.example.com", "busy.sender@acme.example.com"]  # "" = the job's own
+
+
+def outreach_users(users: int, per_user: int, budget: int = 10000, latency_ms: float = 150.0) -> dict:
+    """Scenario 8: ``per_user`` enrolments for each of ``users`` users, under virtual time."""
+    import trio.testing
+
+    from batchrunner.clock import EventLoopClock
+    from batchrunner.platforms.outreach.platform import OutreachPlatform
+    from batchrunner.sandbox.outreach import OutreachEmulator
+
+    owners = OUTREACH_USERS[:users]
+    org = load_seed("outreach_org.json")
+    org["prospects"] = [{"id": 100000 + i, "emails": [f"p{i}@x.example.com"], "first_name": "P", "last_name": str(i)}
+                        for i in range(users * per_user)]
+    org["sequence_states"] = []
+    start = 1_800_000_000 - 1_800_000_000 % 3600  # at an hour's start: every hour but the last is a full one
+    with tempfile.TemporaryDirectory() as tmp:
+        configured = "".join(f'"{e}" = {{ token_env = "UNUSED" }}\n' for e in owners if e)
+        job = _job(Path(tmp), "or-bench", "outreach",
+                   [f"{100000 + i},{owners[i % users]}" for i in range(users * per_user)], "Prospect,Owner",
+                   'prospect_id = "Prospect"\nuser_email = "Owner"\nsequence_id = { value = "303" }',
+                   "concurrency = 4", "add")
+        if configured:
+            job.write_text(job.read_text() + f"[outreach.users]\n{configured}")
+        prepared = prepare(load_job(job))
+
+        async def run() -> tuple[object, OutreachEmulator, float]:
+            clock = EventLoopClock(wall_at_start=start)
+            wall = OutreachPlatform.wall
+            OutreachPlatform.wall = staticmethod(clock.wall)  # X-RateLimit-Reset read on the virtual clock
+            try:
+                emulator = OutreachEmulator(org, budget_per_hour=budget, clock=clock.wall)
+                app = FaultyApp(SandboxApp([emulator]), SandboxSettings(latency_ms=latency_ms))
+                result = await run_prepared(prepared, output_dir=Path(tmp), sandbox_app=app, progress=False,
+                                            clock=clock)
+            finally:
+                OutreachPlatform.wall = wall
+            return result, emulator, clock.wall() - start
+
+        began = time.monotonic()
+        result, emulator, virtual = anyio.run(run, backend="trio",
+                                              backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
+        seconds = time.monotonic() - began
+    last_hour = max(hour for _, hour in emulator.budget.spent)
+    shares = {}
+    for user in sorted({u for u, _ in emulator.budget.spent}):
+        full = [n for (u, hour), n in emulator.budget.spent.items() if u == user and hour < last_hour]
+        shares[user] = round(min(full) / budget, 4) if full else None
+    full_hours = last_hour - start // 3600
+    in_full_hours = sum(n for (_, hour), n in emulator.budget.spent.items() if hour < last_hour)
+    return {"users": users, "rows": users * per_user, "succeeded": result.summary["counts"]["succeeded"],
+            "virtual_hours": round(virtual / 3600, 2), "full_hours": full_hours,
+            "utilisation_per_user (min over full hours)": shares,
+            "rows_per_full_hour": round(in_full_hours / full_hours) if full_hours else None,
+            "429s": emulator.rejected_429, "enrolled_twice": sum(v > 1 for v in emulator.enrolments.values()),
+            "real_seconds": round(seconds, 1)}
+
+
 def local_overhead_child(rows: int, sandbox_url: str | None) -> None:
     """In a subprocess: 1M rows, zero latency; the sandbox in-process, or served on 127.0.0.1 by
     another process (sandbox_url). Prints JSON; peak RSS is this process's (the runner's)."""
@@ -399,6 +465,13 @@ def main(selected: set[str]) -> None:
     if "7" in selected:
         table("7. Salesforce batch ceiling remembered (the sandbox rejects more than 50 inputs)",
               [anyio.run(ceiling, n) for n in SIZES["ceiling_rows"]])
+    if "8" in selected:
+        per_user = SIZES["outreach_per_user"]
+        rows = [outreach_users(1, per_user), outreach_users(3, per_user)]
+        if rows[0]["rows_per_full_hour"] and rows[1]["rows_per_full_hour"]:
+            rows[1]["3_users / 1_user"] = round(rows[1]["rows_per_full_hour"] / rows[0]["rows_per_full_hour"], 3)
+        table(f"8. Outreach per-user budgets (10,000 per user per hour, latency 150 ms, concurrency 4, "
+              f"{per_user} rows per user, virtual time)", rows)
 
 
 if __name__ == "__main__":
@@ -407,5 +480,5 @@ if __name__ == "__main__":
     else:
         args = [a for a in sys.argv[1:] if a != "--tiny"]
         if "--tiny" in sys.argv:  # check the code runs, in seconds; not a measurement
-            SIZES.update(knee_rows=400, ceiling_rows=[180])
-        main(set(args) or {"1", "2", "3", "4", "5", "6", "7"})
+            SIZES.update(knee_rows=400, ceiling_rows=[180], outreach_per_user=300)
+        main(set(args) or {"1", "2", "3", "4", "5", "6", "7", "8"})

@@ -36,7 +36,8 @@ def main() -> None:
            "users": [{"id": 1, "name": "Dana Whitaker", "email": "dana.whitaker@acme.example.com"},
                      {"id": 2, "name": "Rafael Ortiz", "email": "rafael.ortiz@acme.example.com"},
                      {"id": 3, "name": "Busy Sender", "email": "busy.sender@acme.example.com"}],
-           "tokens": {"sandbox-outreach-token": 1, "sandbox-outreach-token-rafael": 2},
+           "tokens": {"sandbox-outreach-token": 1, "sandbox-outreach-token-rafael": 2,
+                      "sandbox-outreach-token-busy": 3},
            "refresh_tokens": {"sandbox-refresh-token": 1},
            "prospects": prospects, "sequences": sequences, "mailboxes": mailboxes, "sequence_states": states}
     (HERE / "sandbox" / "outreach_org.json").write_text(json.dumps(org, indent=1) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""A hostile platform for tests: the sandbox's two emulators behind a small ``http.server`` on
+"""A hostile platform for tests: the sandbox's emulators behind a small ``http.server`` on
 127.0.0.1 that misbehaves, on purpose, on the requests that *change* something (a Salesforce
 action POST, a Salesloft cadence-membership POST or DELETE). Everything else (versions, describes,
 look-ups, token endpoints, ``/_sandbox/audit``) is answered by the real emulators, so a live job
@@ -41,6 +41,8 @@ from batchrunner.sandbox.oauth import SF_NATIVE, SL_NATIVE
 MODES = ("echo_token", "html_error", "truncated_json", "error_after_apply")
 _SF_ACTION = re.compile(r"^/services/data/v\d+\.\d/actions/standard/\w+/?$")
 _SL_CHANGE = re.compile(r"^/v2/cadence_memberships(/\d+)?(\.json)?$")
+_OR_CHANGE = re.compile(r"^/api/v2/sequenceStates(/\d+(/actions/\w+)?)?$")
+OR_NATIVE = "sandbox-outreach-token"
 
 
 def echo_message(authorization: str) -> str:
@@ -98,13 +100,16 @@ class HostileServer:
         authorization = handler.headers.get("authorization", "")
         self.requests.append((handler.command, parts.path, authorization))
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        platform = "salesloft" if parts.path.startswith("/v2/") else "salesforce"
+        platform = ("salesloft" if parts.path.startswith("/v2/") else
+                    "outreach" if parts.path.startswith("/api/v2/") else "salesforce")
         if authorization.lower().startswith("bearer "):  # any token is good: the emulators see their own key
-            headers["authorization"] = f"Bearer {SL_NATIVE if platform == 'salesloft' else SF_NATIVE}"
+            native = {"salesloft": SL_NATIVE, "outreach": OR_NATIVE}.get(platform, SF_NATIVE)
+            headers["authorization"] = f"Bearer {native}"
         request = SandboxRequest(handler.command, parts.path,
                                  parse_qsl(parts.query, keep_blank_values=True), headers, body)
         changes = ((handler.command == "POST" and _SF_ACTION.match(parts.path) is not None)
-                   or (handler.command in ("POST", "DELETE") and _SL_CHANGE.match(parts.path) is not None))
+                   or (handler.command in ("POST", "DELETE") and (_SL_CHANGE.match(parts.path) is not None
+                                                                  or _OR_CHANGE.match(parts.path) is not None)))
         if not changes:
             self._send(handler, self.app.dispatch(request))
             return
@@ -118,8 +123,9 @@ class HostileServer:
             self._send_raw(handler, 200, payload[: len(payload) // 2], "application/json", answer.headers)
         else:  # error_after_apply
             self.app.dispatch(request)
-            error = ([{"errorCode": "SERVER_UNAVAILABLE", "message": "Service Unavailable"}]
-                     if platform == "salesforce" else {"error": "Service Unavailable"})
+            error = {"salesforce": [{"errorCode": "SERVER_UNAVAILABLE", "message": "Service Unavailable"}],
+                     "outreach": {"errors": [{"id": "serviceUnavailable", "title": "Service Unavailable"}]},
+                     }.get(platform, {"error": "Service Unavailable"})
             self._send(handler, SandboxResponse(503, error))
 
     def _text(self, authorization: str) -> str:
@@ -132,6 +138,8 @@ class HostileServer:
         text = self._text(authorization)
         if platform == "salesloft":
             return SandboxResponse(400, {"errors": {"base": [text]}})
+        if platform == "outreach":  # a JSON:API refusal (https://jsonapi.org/format/#errors)
+            return SandboxResponse(422, {"errors": [{"id": "hostile", "title": "Rejected", "detail": text}]})
         inputs = (request.json() or {}).get("inputs") or []
         results = []
         for i, _ in enumerate(inputs):

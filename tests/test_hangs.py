@@ -104,16 +104,18 @@ async def test_a_retry_after_under_the_cap_is_obeyed(tmp_path: Path) -> None:
     assert journal.all_rows()[0][2] == "succeeded"
 
 
-@pytest.mark.parametrize("platform", ["salesforce", "salesloft"])
+@pytest.mark.parametrize("platform", ["salesforce", "salesloft", "outreach"])
 @pytest.mark.parametrize("header", ["Wed, 21 Oct 2099 07:28:00 GMT", "soon", ""])
 def test_an_http_date_or_garbage_retry_after_is_not_a_wait(platform: str, header: str) -> None:
-    """Neither platform documents an HTTP-date Retry-After: one is ignored, and a 429 then waits
+    """No platform documents an HTTP-date Retry-After: one is ignored, and a 429 then waits
     for the next window (at most a minute), never until 2099."""
     import importlib
 
     module = importlib.import_module(f"batchrunner.platforms.{platform}."
-                                     f"{'responses' if platform == 'salesforce' else 'platform'}")
-    signal = module.rate_signal(httpx.Response(429, headers={"Retry-After": header}))
+                                     f"{'platform' if platform == 'salesloft' else 'responses'}")
+    response = httpx.Response(429, headers={"Retry-After": header})
+    signal = (module.rate_signal(response, lambda: 1.8e9, 4.0) if platform == "outreach"
+              else module.rate_signal(response))
     assert signal.retry_after is None and signal.pause_all
     clock = FakeClock()
     limiter = RateLimiter(None, clock=clock, rng=random.Random(1))

@@ -18,6 +18,8 @@ from live_helpers import SF_CSV, SF_JOB, SL_CSV, SL_JOB, live_job
 # distinctive, with characters that URL- and JSON-encoding change ("!", "/", "+", "=")
 SF_TOKEN = "00DHOSTILE!tok/31337+QuuxFrob="
 SL_TOKEN = "ak_HOSTILE/tok+31337=QuuxFrob"
+OR_TOKEN = "eyHOSTILE/or+31337=QuuxFrob"
+TOKENS = {"salesforce": SF_TOKEN, "salesloft": SL_TOKEN, "outreach": OR_TOKEN}
 LIMITS = "concurrency = 2\nbatch_size = 3\nmax_attempts = 2\nbackoff_base = 0.01\nbackoff_max = 0.02"
 
 
@@ -33,6 +35,10 @@ def _run_live(tmp_path: Path, platform: str, url: str, *extra: str):
         job = live_job(tmp_path, SF_JOB, SF_CSV, f'instance_url = "{url}"\nauth = {{ method = "env" }}',
                        limits=LIMITS)
         env = {"SF_ACCESS_TOKEN": SF_TOKEN}
+    elif platform == "outreach":
+        job = live_job(tmp_path, "outreach-enrolment.toml", "outreach_enrolment.csv",
+                       f'base_url = "{url}"\nauth = {{ method = "env" }}', limits=LIMITS)
+        env = {"OUTREACH_ACCESS_TOKEN": OR_TOKEN}
     else:
         job = live_job(tmp_path, SL_JOB, SL_CSV, f'base_url = "{url}"\nauth = {{ method = "api_key" }}',
                        limits=LIMITS)
@@ -50,9 +56,9 @@ def _assert_token_nowhere(token: str, done, runs: Path) -> None:
             assert form not in path.read_bytes(), f"{form!r} found in {path.name}"
 
 
-@pytest.mark.parametrize("platform", ["salesforce", "salesloft"])
+@pytest.mark.parametrize("platform", ["salesforce", "salesloft", "outreach"])
 def test_an_echoed_token_is_stored_nowhere(platform: str, tmp_path: Path) -> None:
-    token = SF_TOKEN if platform == "salesforce" else SL_TOKEN
+    token = TOKENS[platform]
     with HostileServer("echo_token") as server:
         done = _run_live(tmp_path, platform, server.url)
         assert any(token in auth for _, _, auth in server.requests)  # it was sent, and echoed
@@ -212,15 +218,15 @@ def test_spreadsheet_safe_escapes_only_the_tools_own_columns() -> None:
 
 # -- the hostile server's other modes: still no token stored, nothing applied twice -------------
 @pytest.mark.parametrize("mode", ["truncated_json", "error_after_apply"])
-@pytest.mark.parametrize("platform", ["salesforce", "salesloft"])
+@pytest.mark.parametrize("platform", ["salesforce", "salesloft", "outreach"])
 def test_answers_lost_after_applying_leak_nothing_and_apply_nothing_twice(platform: str, mode: str,
                                                                           tmp_path: Path) -> None:
-    token = SF_TOKEN if platform == "salesforce" else SL_TOKEN
+    token = TOKENS[platform]
     with HostileServer(mode) as server:
         done = _run_live(tmp_path, platform, server.url)
         audit = {type(e).__name__: e.audit() for e in server.app.emulators if hasattr(e, "audit")}
     assert done.returncode in (1, 3), done.stdout + done.stderr
     applied = (audit["SalesforceEmulator"]["assignments"] if platform == "salesforce"
-               else audit["SalesloftEmulator"]["enrolments"])
+               else audit[f"{platform.capitalize()}Emulator"]["enrolments"])
     assert applied and max(applied.values()) == 1  # the platform's own record: nothing done twice
     _assert_token_nowhere(token, done, tmp_path / "runs")

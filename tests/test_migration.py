@@ -1,5 +1,6 @@
-"""Both migration jobs end to end against one in-process sandbox (both emulators), through the real
-runner: export the source, run the job, and compare the target's final state with the source's."""
+"""Migration jobs end to end against one in-process sandbox (the emulators involved), through the
+real runner: export the source, run the job, and compare the target's final state with the source's.
+Salesloft <-> Salesforce and Outreach <-> Salesforce here; Outreach <-> Salesloft in test_outreach.py."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from batchrunner.export import export_job, write_csv
 from batchrunner.export.salesforce import COLUMNS as SF_COLUMNS
 from batchrunner.export.salesforce import export_trackers
 from batchrunner.export.salesloft import COLUMNS as SL_COLUMNS
+from batchrunner.export.outreach import COLUMNS as OR_COLUMNS
+from batchrunner.export.outreach import export_sequence_states
 from batchrunner.export.salesloft import export_memberships
 from batchrunner.job import load_job
 from batchrunner.runner import prepare, run_prepared
 from batchrunner.sandbox.app import SandboxApp
 from batchrunner.sandbox.salesforce import SalesforceEmulator
+from batchrunner.sandbox.outreach import OutreachEmulator
 from batchrunner.sandbox.salesloft import SalesloftEmulator
 from conftest import REPO, cli
 
@@ -93,6 +97,56 @@ async def test_a_cadence_the_map_lacks_is_invalid_naming_it(tmp_path: Path) -> N
     assert report[0]["_error_code"] == "MAPPING_NO_MATCH"
     assert "salesloft_cadence = 'Rafael's Personal Touch'" in report[0]["_error_message"]
     assert list(report[0])[: len(SL_COLUMNS)] == SL_COLUMNS  # the input's columns, unchanged
+
+
+def outreach_live(emulator: OutreachEmulator) -> set[tuple[int, int]]:
+    """(prospect id, sequence id) of every active, pending or paused sequence state."""
+    return {(s["relationships"]["prospect"]["data"]["id"], s["relationships"]["sequence"]["data"]["id"])
+            for s in emulator.states.values() if s["attributes"]["state"] in ("active", "pending", "paused")}
+
+
+@pytest.mark.anyio
+async def test_outreach_to_salesforce_by_email(tmp_path: Path) -> None:
+    """The Outreach export's emails become Salesforce target IDs through a people list (Id, Email)."""
+    sf, emulator = SalesforceEmulator(), OutreachEmulator()
+    app = SandboxApp([sf, emulator])
+    exported = await export_sequence_states(export_job("outreach", sandbox=True), live_only=True, sandbox_app=app)
+    source = tmp_path / "states.csv"
+    write_csv(source, exported.rows, OR_COLUMNS)
+    assert [line.split(",")[:3] for line in source.read_text(encoding="utf-8").splitlines()] == [
+        line.split(",")[:3] for line in (MIGRATION / "outreach_sequence_states.csv").read_text().splitlines()]
+    before = sf_active(sf)
+    job = load_job(REPO / "jobs" / "migrate-outreach-to-salesforce.toml")
+    result = await run_prepared(prepare(job, source), output_dir=tmp_path / "runs", sandbox_app=app, progress=False)
+    assert result.summary["counts"]["succeeded"] == 4 and result.summary["counts"]["skipped"] == 1  # one already on
+    people = {r["Email"].lower(): r["Id"] for r in csv.DictReader((MIGRATION / "salesforce_people.csv").open())}
+    mapping = cadence_map("outreach_to_salesforce_cadences.csv", "outreach_sequence", "salesforce_cadence")
+    expected = {people[r["prospect_email"].lower()]: mapping[r["sequence_name"]] for r in exported.rows}
+    after = sf_active(sf)
+    assert {t: after[t] for t in expected} == expected  # the same people on the mapped cadences
+    untouched = {t: c for t, c in before.items() if t not in expected}
+    assert {t: c for t, c in after.items() if t not in expected} == untouched  # nobody else touched
+    assert max(sf.assignments.values()) == 1
+
+
+@pytest.mark.anyio
+async def test_salesforce_to_outreach_by_email(tmp_path: Path) -> None:
+    """Salesforce trackers' target emails find Outreach prospects; cadences map to sequence IDs."""
+    sf, emulator = SalesforceEmulator(), OutreachEmulator()
+    app = SandboxApp([sf, emulator])
+    before = outreach_live(emulator)
+    job = load_job(REPO / "jobs" / "migrate-salesforce-to-outreach.toml")
+    source = MIGRATION / "salesforce_trackers.csv"  # what export salesforce-trackers writes (test above)
+    result = await run_prepared(prepare(job, source), output_dir=tmp_path / "runs", sandbox_app=app, progress=False)
+    assert result.exit_code == 0 and result.summary["counts"]["succeeded"] == 9
+    assert result.summary["counts"]["skipped"] == 1  # already in the sequence in Outreach
+    prospect = {e.lower(): p["id"] for p in emulator.prospects.values() for e in p["emails"]}
+    mapping = cadence_map("salesforce_to_outreach_sequences.csv", "salesforce_cadence", "outreach_sequence_id")
+    rows = list(csv.DictReader(source.open(encoding="utf-8")))
+    expected = {(prospect[r["target_email"].lower()], int(mapping[r["cadence_name"]])) for r in rows}
+    after = outreach_live(emulator)
+    assert expected <= after and after - expected == before - expected  # the same people, no one else
+    assert max(emulator.enrolments.values()) == 1
 
 
 def test_demo_migration_jobs_run_from_the_command_line(tmp_path: Path) -> None:

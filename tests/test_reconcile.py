@@ -316,7 +316,7 @@ def test_salesloft_people_lookup_refused_is_lookup_failed_not_person_not_found(t
     assert "is temporarily unsearchable" in row["_error_message"]
 
 
-@pytest.mark.parametrize("platform", ["salesloft", "salesforce"])
+@pytest.mark.parametrize("platform", ["salesloft", "salesforce", "outreach"])
 def test_unreachable_host_fails_rows_with_connection_error_and_writes_reports(tmp_path, write_job, platform) -> None:
     from conftest import free_port
 
@@ -325,6 +325,10 @@ def test_unreachable_host_fails_rows_with_connection_error_and_writes_reports(tm
         job = sl_job(write_job, "Email,Cadence,User", ["kwame.aziz@brightpath.example.com,Q4 Outbound,",
                                                        "yara.jensen@cobalt.example.com,Q4 Outbound,x@y.example.com"],
                      'person_email = "Email"\ncadence_name = "Cadence"\nuser_email = "User"', base_url=url)
+    elif platform == "outreach":  # by id: no look-up before the send (the lost answer is checked by reading)
+        job = a_job(write_job, "outreach", "add", "Prospect", ["80027", "80028"],
+                    'prospect_id = "Prospect"\nsequence_id = { value = "301" }\nmailbox_id = { value = "11" }',
+                    f'base_url = "{url}"')
     else:
         job = a_job(write_job, "salesforce", "assign", "Lead", FREE[:2],
                     'targetId = "Lead"\nsalesCadenceNameOrId = { value = "Q4 Outbound" }', f'instance_url = "{url}"')

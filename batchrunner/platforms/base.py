@@ -102,11 +102,15 @@ class WorkUnit:
     #: rows sent by an earlier process whose answer was never read (resume): the session checks
     #: what happened before sending them again, or reports UNKNOWN_OUTCOME
     unsure: frozenset[int] = frozenset()
+    #: whose budget the request spends, when a platform's budget is per user (Outreach: the user
+    #: whose token sends it); set by the session in ``prepare``. None: the connection's own budget
+    rate_key: str | None = None
 
     def part(self, rows: list[int], **changes: Any) -> WorkUnit:
-        """A unit over some of these rows, keeping the history (attempts, failures, unsure)."""
+        """A unit over some of these rows, keeping the history (attempts, failures, unsure) and
+        whose budget it spends."""
         values = {"attempts": self.attempts, "last_error": self.last_error, "failures": self.failures,
-                  "unsure": self.unsure & frozenset(rows), **changes}
+                  "unsure": self.unsure & frozenset(rows), "rate_key": self.rate_key, **changes}
         return WorkUnit(self.operation, rows, **values)
 
 
@@ -124,6 +128,9 @@ class RateSignal:
     #: the platform's own word that it has more than it can take (e.g. Salesforce UNABLE_TO_LOCK_ROW):
     #: an adaptive concurrency limit is cut (concurrency.py); None when the answer says nothing of it
     overload: str | None = None
+    #: whose budget this answer describes (the ``rate_key`` of the unit that sent it; None: the
+    #: connection's own): the limiter applies the signal to that budget only
+    key: str | None = None
 
 
 @dataclass

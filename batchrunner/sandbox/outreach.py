@@ -53,6 +53,7 @@ class HourlyBudget:
     def __init__(self, per_hour: int, clock: Callable[[], float]) -> None:
         self.per_hour, self.clock = per_hour, clock
         self.used: dict[int, tuple[int, int]] = {}  # user -> (hour index, requests)
+        self.spent: dict[tuple[int, int], int] = {}  # (user, hour index) -> requests accepted (benchmarks)
 
     def _hour(self) -> int:
         return math.floor(self.clock() / 3600)
@@ -66,6 +67,7 @@ class HourlyBudget:
         if left <= 0:
             return False
         self.used[user] = (self._hour(), self.per_hour - left + 1)
+        self.spent[(user, self._hour())] = self.spent.get((user, self._hour()), 0) + 1
         return True
 
     def reset_at(self) -> int:
@@ -94,8 +96,10 @@ class OutreachEmulator:
         self.sequences = {s["id"]: s for s in seed.get("sequences", [])}
         self.mailboxes = {m["id"]: m for m in seed.get("mailboxes", [])}
         self.states: dict[int, dict[str, Any]] = {}
+        self.by_pair: dict[tuple[int, int], list[int]] = {}  # (prospect, sequence) -> state ids ever created
         self._next_id = 700_001
         for s in seed.get("sequence_states", []):
+            self.by_pair.setdefault((s["prospect_id"], s["sequence_id"]), []).append(s["id"])
             self.states[s["id"]] = self._record(s["id"], s["prospect_id"], s["sequence_id"], s.get("mailbox_id"),
                                                 s.get("state", "active"))
             self._next_id = max(self._next_id, s["id"] + 1)
@@ -202,9 +206,9 @@ class OutreachEmulator:
         prospect, sequence = self.prospects[ids["prospect"]], self.sequences[ids["sequence"]]
         key = f"{prospect['id']}:{sequence['id']}"
         self.posts[key] = self.posts.get(key, 0) + 1
-        if any(s["relationships"]["prospect"]["data"]["id"] == prospect["id"]
-               and s["relationships"]["sequence"]["data"]["id"] == sequence["id"]
-               and s["attributes"]["state"] in LIVE for s in self.states.values()):
+        pair = (prospect["id"], sequence["id"])
+        if any(sid in self.states and self.states[sid]["attributes"]["state"] in LIVE
+               for sid in self.by_pair.get(pair, ())):
             # spec/practice: 422 when the prospect is already active in the sequence (wording: sandbox choice)
             return _error(422, "validationError", "Validation Error",
                           "Prospect is already active in this sequence", "/data/relationships/prospect")
@@ -223,6 +227,7 @@ class OutreachEmulator:
         state = "pending" if mailbox.get("daily_limit_reached") else "active"
         record = self._record(self._next_id, prospect["id"], sequence["id"], ids["mailbox"], state)
         self.states[self._next_id] = record
+        self.by_pair.setdefault(pair, []).append(self._next_id)
         self._next_id += 1
         self.enrolments[key] = self.enrolments.get(key, 0) + 1
         self.enrolled_by[str(self.acting)] = self.enrolled_by.get(str(self.acting), 0) + 1

@@ -97,8 +97,7 @@ class OutreachPlatform:
             users = user_providers(job)
         everyone = [provider, *users.values()]
         try:
-            for each in everyone:
-                await each.get_token()
+            first = [await each.get_token() for each in everyone]
         except BaseException:
             for each in everyone:
                 await each.aclose()
@@ -106,6 +105,8 @@ class OutreachPlatform:
         client = make_client(base_url, {})
         client.auth = UserRoutedAuth(provider, users)
         session = self._session(job, client)
+        # a user listed with the job's own token is the job's user: one budget, not two estimates of it
+        session.default_users = {email for email, token in zip(users, first[1:], strict=True) if token == first[0]}
         session.provider = provider
         session.user_providers = users
         session.target = base_url or "in-process sandbox"

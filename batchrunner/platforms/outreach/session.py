@@ -48,6 +48,8 @@ class OutreachSession:
         self.resolved: dict[int, Ids] = {}  # row -> ids to send
         self.sender: dict[int, str] = {}  # row -> the user it is sent as ([outreach.users]; else the token's)
         self.users = {e.lower() for e in self.settings.users}
+        #: users of [outreach.users] whose token is the job's own (the same person): sent as the job
+        self.default_users: set[str] = set()
         self.reserve, self.wall = reserve, wall
 
     def rows_per_request(self, operation: str) -> int:
@@ -57,7 +59,14 @@ class OutreachSession:
         return 1.0
 
     def read_rate(self, response: httpx.Response) -> RateSignal:
-        return rate_signal(response, self.wall, self.reserve)
+        """The budget signal of an answer, for the budget of the user who sent it (the budget is
+        per user: one user's spent hour must not hold the others')."""
+        signal = rate_signal(response, self.wall, self.reserve)
+        try:
+            signal.key = response.request.extensions.get(EXTENSION) or None
+        except RuntimeError:  # a response built without its request (tests)
+            pass
+        return signal
 
     # -- look-ups ---------------------------------------------------------------------------
     async def prepare(self, units: list[WorkUnit], rows: RowSource, io: SessionIO) -> list[WorkUnit]:
@@ -104,7 +113,8 @@ class OutreachSession:
                     decided.append(RowOutcome(row, Status.FAILED, "USER_NOT_CONFIGURED", f"no token for Outreach user "
                                               f"{user!r}: add it to [outreach.users]"))
                     continue
-                self.sender[row] = user.lower()
+                if user.lower() not in self.default_users:  # the job's own user: its token, its budget
+                    self.sender[row] = unit.rate_key = user.lower()
             if row in unit.unsure:  # sent by an earlier process, answer never read: did it happen?
                 try:
                     done = await self._already_done(unit.operation, row, ids, io)
@@ -290,7 +300,7 @@ class OutreachSession:
     async def _lost(self, unit: WorkUnit, ids: Ids, io: SessionIO, reason: tuple[str, str],
                     verdict: Verdict | None = None) -> Verdict:
         """No answer, or a 5xx that may have come after the change: check before any re-send."""
-        verdict = verdict or Verdict()
+        verdict = verdict or Verdict(rate=RateSignal(key=unit.rate_key))  # no answer: its user's budget unchanged
         row = unit.rows[0]
         try:
             done = await self._already_done(unit.operation, row, ids, io)
