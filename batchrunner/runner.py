@@ -38,7 +38,7 @@ from batchrunner.plan import Plan, plan
 from batchrunner.prepared import Prepared
 from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
-from batchrunner.report import ReportOptions, exit_code_for, write_reports
+from batchrunner.report import CHUNK_ROWS, ReportOptions, exit_code_for, write_reports
 from batchrunner.rows import FrameRows
 from batchrunner.source import LoadedInput, file_sha256, load_input
 from batchrunner.validate import CODE, IDX, MESSAGE, OP, check_job, validate
@@ -266,7 +266,7 @@ def _aborted(exc: Exception, prepared: Prepared, run_dir: Path, journal: Journal
     what = f"{type(cause).__name__}: {secrets.redact(cause)}"
     logging.getLogger("batchrunner.run").error("run could not go on: %s", what)
     try:
-        write_reports(run_dir, prepared.loaded.frame, journal.frame(), prepared.validated[OP],
+        write_reports(run_dir, prepared.loaded.frame, journal.frame_chunks(CHUNK_ROWS), prepared.validated[OP],
                       {"job": prepared.job.name, "exit_code": 4 if sent else 2,
                        "stopped": {"code": "RUN_FAILED", "message": what}}, ("RUN_FAILED", what), resumable=sent)
         reports = "the reports show what is known"
@@ -343,8 +343,8 @@ async def send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jou
     lost = stats.stopped is not None and stats.stopped[0] == JOURNAL_FAILED
     if lost:
         _recover_run_dir(prepared, run_dir, journal)
-    rows = journal.frame()
-    counts = journal.counts(rows)
+    states = journal.states()  # compact: the texts are read a slice at a time by the reports
+    counts = journal.counts(states)
     if dry_run:
         code = 1 if counts.get("invalid") else 0
     else:
@@ -352,7 +352,8 @@ async def send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jou
     code = fail_on_code(code, counts, fail_on)
     summary["exit_code"] = code
     summary["dry_run"] = dry_run
-    summary = write_reports(run_dir, loaded.frame, rows, prepared.validated[OP], summary, stats.stopped,
+    summary = write_reports(run_dir, loaded.frame, journal.frame_chunks(CHUNK_ROWS, states), prepared.validated[OP],
+                            summary, stats.stopped,
                             resumable=not dry_run, options=ReportOptions(bom=job.report_bom, xlsx=job.report_xlsx))
     logging.getLogger("batchrunner.run").info(
         "run finished: %s; exit %s", ", ".join(f"{n} {k}" for k, n in summary.get("counts", {}).items() if n)
@@ -529,7 +530,7 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
             if prepared.validated.height != journal.row_count():
                 raise JobError("The input no longer has the journal's rows; it cannot be resumed.")
             prepared.loaded.notes.extend(notes)
-            rows = journal.frame()
+            rows = journal.states()
             pending = set(rows.filter(pl.col("state") == PENDING)["idx"].to_list())
             in_flight = rows.filter(pl.col("state") == IN_FLIGHT)
             unsure = set(in_flight["idx"].to_list())
@@ -595,7 +596,7 @@ def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelectio
     try:
         meta = journal.meta()
         refuse_if_handed_over(meta, run_dir)
-        frame = journal.frame()
+        frame = journal.states().with_columns(pl.col(c).cast(pl.String) for c in ("state", "status", "code"))
     finally:
         journal.close()
     job = job_of_run(run_dir, meta)

@@ -24,6 +24,7 @@ short run; the limiter is given the same window.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -159,25 +161,32 @@ async def salesforce(rows: int, batch: int, latency_ms: float, faults: bool) -> 
             "succeeded": counts["succeeded"], "assigned_twice": sum(v > 1 for v in emulator.assignments.values())}
 
 
+def write_big_input(tmp: Path, rows: int, sandbox_url: str | None) -> Path:
+    """A ``rows``-line Salesforce assign list (half 15-, half 18-character IDs) and its job in
+    ``tmp``; the sandbox in-process, or served at ``sandbox_url``. Returns the job file."""
+    path = tmp / "big.csv"
+    rng = random.Random(1)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["Lead Id", "First Name", "Last Name", "Company", "Email"])
+        for i in range(rows):
+            lead = f"00Q7b{i:010d}"
+            w.writerow([lead if rng.random() < 0.5 else to18(lead), "Ada", f"L{i}", "Acme", f"a{i}@x.example.com"])
+    job = tmp / "sf-million.toml"
+    url = f'instance_url = "{sandbox_url}"\n' if sandbox_url else ""
+    job.write_text(f'name = "sf-million"\nplatform = "salesforce"\noperation = "assign"\ninput = "big.csv"\n'
+                   'output_dir = "runs"\n[columns]\ntargetId = "Lead Id"\n'
+                   'salesCadenceNameOrId = { value = "Q4 Outbound" }\n[connection]\nsandbox = true\n'
+                   f'{url}[sandbox]\napi_limit = 1000000000\n[limits]\nconcurrency = 4\nbatch_size = 200\ncircuit_breaker = 0\n',
+                   encoding="utf-8")
+    return job
+
+
 def local_overhead_child(rows: int, sandbox_url: str | None) -> None:
     """In a subprocess: 1M rows, zero latency; the sandbox in-process, or served on 127.0.0.1 by
     another process (sandbox_url). Prints JSON; peak RSS is this process's (the runner's)."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.csv"
-        rng = random.Random(1)
-        with path.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["Lead Id", "First Name", "Last Name", "Company", "Email"])
-            for i in range(rows):
-                lead = f"00Q7b{i:010d}"
-                w.writerow([lead if rng.random() < 0.5 else to18(lead), "Ada", f"L{i}", "Acme", f"a{i}@x.example.com"])
-        job = Path(tmp) / "sf-million.toml"
-        url = f'instance_url = "{sandbox_url}"\n' if sandbox_url else ""
-        job.write_text(f'name = "sf-million"\nplatform = "salesforce"\noperation = "assign"\ninput = "big.csv"\n'
-                       'output_dir = "runs"\n[columns]\ntargetId = "Lead Id"\n'
-                       'salesCadenceNameOrId = { value = "Q4 Outbound" }\n[connection]\nsandbox = true\n'
-                       f'{url}[sandbox]\napi_limit = 1000000000\n[limits]\nconcurrency = 4\nbatch_size = 200\n',
-                       encoding="utf-8")
+        job = write_big_input(Path(tmp), rows, sandbox_url)
         start = time.monotonic()
         prepared = prepare(load_job(job))
         result = anyio.run(lambda: run_prepared(prepared, output_dir=Path(tmp), progress=False))
@@ -190,28 +199,34 @@ def local_overhead_child(rows: int, sandbox_url: str | None) -> None:
                       "peak_rss_mb": int(peak_mb), "statuses": {k: v for k, v in result.summary["counts"].items() if v}}))
 
 
-def local_overhead(rows: int = 1_000_000, served: bool = False) -> dict:
-    """The runner in a child process; with ``served`` the sandbox runs in a third process (on the
-    machine's other core), as a platform would, so the runner's own cost is what is measured."""
-    server = None
-    args = [sys.executable, __file__, "--child", str(rows)]
-    if served:
-        port = 18765
-        server = subprocess.Popen([sys.executable, "-m", "batchrunner", "sandbox", "--port", str(port),
-                                   "--set", "api_limit=1000000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+@contextlib.contextmanager
+def served_sandbox(served: bool, port: int = 18765) -> Iterator[str | None]:
+    """A zero-latency sandbox served by ``batchrunner sandbox`` in its own process (on the
+    machine's other core), as a platform is; yields its URL (None when not ``served``)."""
+    if not served:
+        yield None
+        return
+    server = subprocess.Popen([sys.executable, "-m", "batchrunner", "sandbox", "--port", str(port),
+                               "--set", "api_limit=1000000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
         for _ in range(100):
             try:
                 httpx.get(f"http://127.0.0.1:{port}/services/data/", timeout=0.5)
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        args.append(f"http://127.0.0.1:{port}")
-    try:
-        out = subprocess.run(args, capture_output=True, text=True, check=True)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait()
+        server.terminate()
+        server.wait()
+
+
+def local_overhead(rows: int = 1_000_000, served: bool = False) -> dict:
+    """The runner in a child process; with ``served`` the sandbox runs in a third process (on the
+    machine's other core), as a platform would, so the runner's own cost is what is measured."""
+    with served_sandbox(served) as url:
+        args = [sys.executable, __file__, "--child", str(rows), *([url] if url else [])]
+        out = subprocess.run(args, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
