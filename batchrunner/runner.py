@@ -36,6 +36,7 @@ from batchrunner.mappings import apply_mappings, overlay
 from batchrunner.outcome import CHECK_BEFORE_RETRY, Status
 from batchrunner.plan import Plan, plan
 from batchrunner.prepared import Prepared
+from batchrunner.platforms.base import WorkUnit
 from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
 from batchrunner.report import CHUNK_ROWS, ReportOptions, exit_code_for, write_reports
@@ -64,6 +65,7 @@ def prepare(job: Job, input_path: Path | None = None) -> Prepared:
     loaded = load_input(job, input_path)
     loaded, problems = apply_mappings(job, loaded)  # [mappings]: lookup joins (mappings.py)
     validated = overlay(validate(loaded, catalog, api_version), problems)
+    loaded = replace(loaded, fields=loaded.fields.clear())  # validated holds what is sent: not kept twice
     sizes = {op.name: platform.rows_per_request(job, op.name) for op in catalog.operations}
     if job.mode == "sync":  # recurring lists: rows unchanged since the last run are not sent (sync.py)
         from batchrunner.sync import diff_for
@@ -391,7 +393,7 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
             async with anyio.create_task_group() as tg:
                 if handle_signals:
                     tg.start_soon(_watch_signals, executor, tg.cancel_scope)
-                await executor.run(the_plan.waves, the_plan.rows_to_send)
+                await executor.run(the_plan.iter_waves(), the_plan.rows_to_send)
                 tg.cancel_scope.cancel()
         except* JournalLost as group:  # fail-stop: no request goes out once outcomes cannot be recorded
             first = root_cause(group)
@@ -539,11 +541,14 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
             sizes = {op.name: prepared.platform.rows_per_request(job, op.name) for op in catalog.operations}
             the_plan = plan(prepared.validated, catalog, sizes, only=pending | unsure)
             journal.finish([d for d in the_plan.duplicates])
-            for wave in the_plan.waves:
-                for i, unit in enumerate(wave):
-                    mine = frozenset(unit.rows) & unsure
-                    if mine:
-                        wave[i] = unit.part(unit.rows, unsure=mine, attempts=max(attempts[r] for r in mine))
+
+            def sent_before(unit: WorkUnit) -> WorkUnit:  # rows in flight when it stopped: checked first
+                mine = frozenset(unit.rows) & unsure
+                if not mine:
+                    return unit
+                return unit.part(unit.rows, unsure=mine, attempts=max(attempts[r] for r in mine))
+
+            the_plan.adjust = sent_before
             prepared.plan = the_plan
             with runlog.run_log(run_dir) as log:
                 log.info("resuming %s: %s %s (%s); %d rows to send, %d in flight when it stopped", run_dir.name,
@@ -672,7 +677,7 @@ def validation_summary(prepared: Prepared) -> dict[str, Any]:
         "problems": [{"code": code, "count": n, "rows": rows, "example": message}
                      for code, n, rows, message in grouped.iter_rows()],
         "sync": prepared.sync.describe() if prepared.sync is not None else None,
-        "requests": the_plan.requests, "waves": len(the_plan.waves),
+        "requests": the_plan.requests, "waves": the_plan.wave_count,
         "estimated_seconds": round(estimate_seconds(prepared), 1), "concurrency": prepared.job.limits.concurrency,
         "budget_per_minute": budget, "notes": list(prepared.loaded.notes), "sent": 0,
         "constants_note": validate_note(prepared.job),

@@ -2,6 +2,7 @@
 
     python benchmarks/memstages.py 1000000            # in-process sandbox
     python benchmarks/memstages.py 1000000 --served   # the sandbox served by a second process
+    python benchmarks/memstages.py 1000000 --prepare  # load, validate and plan only
 
 Each stage's peak is measured on its own: the kernel's high-water mark (VmHWM) is reset before the
 stage (``/proc/self/clear_refs``, value 5) and read after it, so a stage's line is the most the
@@ -90,7 +91,7 @@ def instrument() -> None:
             setattr(owner, attr, _measured(name, getattr(owner, attr)))
 
 
-def main(rows: int, served: bool) -> None:
+def main(rows: int, served: bool, prepare_only: bool = False) -> None:
     instrument()
     from batchrunner.job import load_job
     from batchrunner.runner import prepare, run_prepared
@@ -101,7 +102,8 @@ def main(rows: int, served: bool) -> None:
         started = time.monotonic()
         prepared = prepare(load_job(job))
         STAGES.append({"stage": "(prepared held)", "held_mb": _status("VmRSS")})
-        anyio.run(lambda: run_prepared(prepared, output_dir=Path(tmp), progress=False))
+        if not prepare_only:
+            anyio.run(lambda: run_prepared(prepared, output_dir=Path(tmp), progress=False))
         elapsed = time.monotonic() - started
     import resource
 
@@ -112,4 +114,4 @@ def main(rows: int, served: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000, "--served" in sys.argv)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000, "--served" in sys.argv, "--prepare" in sys.argv)
