@@ -20,7 +20,7 @@ from typing import Any
 # every stage's peak at once, not what it holds (docs/memory.md). Return freed pages promptly, on
 # jemalloc's own background thread; it is read once, when polars is first imported, so a program
 # that imported polars before batchrunner keeps its own setting, as does a user who set it.
-os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:0,muzzy_decay_ms:0")
+os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:200,muzzy_decay_ms:0")
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from batchrunner.outcome import RowOutcome, Status
-from batchrunner import jsonio, secrets
+from batchrunner import chunks, jsonio, secrets
 
 PENDING, IN_FLIGHT, DONE = "pending", "in_flight", "done"
 
@@ -241,12 +241,13 @@ class Journal:
             parts.append(self._events(sql, _TEXTS, _TEXT_LISTS, some))
         return pl.concat(parts, rechunk=False).unique(["event", "idx"], keep="last", maintain_order=True)
 
-    def frame_chunks(self, chunk_rows: int, states: pl.DataFrame | None = None) -> Iterator[pl.DataFrame]:
+    def frame_chunks(self, chunk_rows: int | None = None, states: pl.DataFrame | None = None) -> Iterator[pl.DataFrame]:
         """`frame()` in slices of ``chunk_rows`` rows, in row order: the texts of one slice at a
         time are read (the finish events its rows' outcomes are in), so writing the reports of a
         ten-million-row run never holds ten million messages."""
         states = self.states() if states is None else states
-        for start in range(0, max(states.height, 1), max(1, chunk_rows)):
+        chunk_rows = chunks.rows(chunk_rows)
+        for start in range(0, max(states.height, 1), chunk_rows):
             part = states.slice(start, chunk_rows)
             events = part["event"].drop_nulls().unique().sort().to_list()
             texts = self._texts(events) if events else pl.DataFrame(schema=_TEXTS).explode(_TEXT_LISTS)

@@ -6,7 +6,7 @@ target. Wave k+1 starts only after wave k has an outcome for every row, so "assi
 one lead is never sent the other way round. Most files are a single wave.
 
 The plan is held compactly (one small polars frame per wave: row, operation, request) and turned
-into `WorkUnit`s a slice of ``chunk_rows`` rows at a time (`Plan.iter_waves`), each slice handed to
+into `WorkUnit`s a slice of ``chunk_rows`` rows (`chunks.ROWS`) at a time (`Plan.iter_waves`), each slice handed to
 the executor as a wave of its own: a ten-million-row file never has ten million rows of Python
 objects waiting to be sent (docs/memory.md). A slice never cuts a request in two.
 """
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from batchrunner import chunks
 from batchrunner.outcome import RowOutcome, Status
 from batchrunner.platforms.base import Catalog, WorkUnit
 from batchrunner.validate import CODE, IDX, OP
 
 SENDABLE = "__sendable"
-CHUNK_ROWS = 100_000  # rows of work units made at a time
 _UNIT = "__unit"  # a request's first row: what orders the requests of a wave (file order)
 
 
@@ -34,7 +34,7 @@ class Plan:
     duplicates: list[RowOutcome] = field(default_factory=list)
     rows_by_operation: dict[str, int] = field(default_factory=dict)
     requests: int = 0
-    chunk_rows: int = CHUNK_ROWS
+    chunk_rows: int = 100_000
     #: applied to each unit as it is made (resume marks the rows sent by an earlier process)
     adjust: Callable[[WorkUnit], WorkUnit] | None = None
     #: called with the rows of each slice of units made (tests count what is held at a time)
@@ -106,23 +106,24 @@ def _first_of_same(valid: pl.DataFrame, used: list[str]) -> pl.DataFrame:
 
 
 def plan(validated: pl.DataFrame, catalog: Catalog, rows_per_request: dict[str, int],
-         only: set[int] | None = None, chunk_rows: int = CHUNK_ROWS) -> Plan:
+         only: set[int] | None = None, chunk_rows: int | None = None) -> Plan:
     """Plan the valid rows (or only those in ``only``, for resume) into waves of work units."""
-    field_columns = [c for c in validated.columns if not c.startswith("__") and c != OP]
-    valid = validated.lazy().filter(pl.col(CODE).is_null()).select(IDX, OP, *field_columns)
+    # a field empty in every row cannot tell rows apart nor name a target: only the others are read
+    used = [c for c in validated.columns
+            if not c.startswith("__") and c != OP and validated[c].null_count() < validated.height]
+    valid = validated.lazy().filter(pl.col(CODE).is_null()).select(IDX, OP, *used)
     if only is not None:
         valid = valid.filter(pl.col(IDX).is_in(list(only)))
     valid = valid.collect()
-    used = [c for c in field_columns if valid[c].null_count() < valid.height]  # the rest cannot differ
     first = _first_of_same(valid, used)
-    result = Plan(chunk_rows=max(1, chunk_rows))
+    result = Plan(chunk_rows=chunks.rows(chunk_rows))
     dupes = first.filter(pl.col("__first") != pl.col(IDX))
     for idx, first_row in dupes.iter_rows():
         result.duplicates.append(RowOutcome(
             idx, Status.SKIPPED, "DUPLICATE_ROW", f"same operation and values as row {first_row + 1}; sent once"))
     keep = valid.filter(first["__first"] == first[IDX])
     # the target as a hash: a collision only makes a row wait for another's wave, never reorders
-    target = keep.select(target_key(catalog, field_columns).hash(seed=0).alias("__target"), IDX, OP)
+    target = keep.select(target_key(catalog, used).hash(seed=0).alias("__target"), IDX, OP)
     del valid, first, keep
     if target["__target"].n_unique() == target.height:  # the common case: one row per target, one wave
         target = target.with_columns(pl.lit(0, dtype=pl.UInt32).alias("__wave"))

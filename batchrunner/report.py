@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from batchrunner import failpoints
+from batchrunner import chunks, failpoints
 from batchrunner.journal import DONE
 from batchrunner.outcome import RERUNNABLE, Status
 
@@ -107,11 +107,6 @@ def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series
     return pl.concat([frame.drop([c for c in RESULT_COLUMNS if c in frame.columns]), outcomes], how="horizontal")
 
 
-#: rows per slice when the reports are written: a slice of the input, its journal outcomes and its
-#: report lines are what is held at a time (docs/memory.md)
-CHUNK_ROWS = 100_000
-
-
 def _slices(rows: pl.DataFrame | Iterable[pl.DataFrame], chunk_rows: int) -> Iterator[pl.DataFrame]:
     if isinstance(rows, pl.DataFrame):
         for start in range(0, max(rows.height, 1), chunk_rows):
@@ -123,14 +118,15 @@ def _slices(rows: pl.DataFrame | Iterable[pl.DataFrame], chunk_rows: int) -> Ite
 def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame | Iterable[pl.DataFrame],
                   operations: pl.Series, summary: dict[str, Any], stop: tuple[str, str] | None = None, *,
                   resumable: bool = True, options: ReportOptions | None = None,
-                  chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
+                  chunk_rows: int | None = None) -> dict[str, Any]:
     """Write the reports; return the summary with counts filled in. ``rows`` is
     `Journal.frame()`, or its slices in row order (`Journal.frame_chunks`), ``operations`` each
     row's operation (as validated). A dry run's valid rows are not in errors.csv: nothing is wrong
     with them. The files are written a slice at a time (``chunk_rows`` rows): what is held is one
-    slice of report lines, not the whole run's."""
+    slice of report lines, not the whole run's (``chunk_rows``: `chunks.ROWS`)."""
     from batchrunner.htmlreport import Problems
 
+    chunk_rows = chunks.rows(chunk_rows)
     options = options or ReportOptions()
     counts = {s.value: 0 for s in Status}
     by_code: dict[str, list[Any]] = {}  # code -> [rows, first message]

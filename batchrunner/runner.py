@@ -39,7 +39,7 @@ from batchrunner.prepared import Prepared
 from batchrunner.platforms.base import WorkUnit
 from batchrunner.platforms import get_platform
 from batchrunner.ratelimit import RateLimiter
-from batchrunner.report import CHUNK_ROWS, ReportOptions, exit_code_for, write_reports
+from batchrunner.report import ReportOptions, exit_code_for, write_reports
 from batchrunner.rows import FrameRows
 from batchrunner.source import LoadedInput, file_sha256, load_input
 from batchrunner.validate import CODE, IDX, MESSAGE, OP, check_job, validate
@@ -92,7 +92,7 @@ def prepare_from_snapshot(job: Job, run_dir: Path, meta: dict[str, Any]) -> Prep
     """The rows of an earlier run exactly as it read and validated them (`snapshot`), with an empty
     plan: `resume` plans only the rows still to send."""
     platform, _, _, target = _checked_platform(job)
-    frame, validated = snapshot.load(run_dir)
+    frame, validated = snapshot.load_spooled(run_dir)
     loaded = LoadedInput(path=Path(meta["input_path"]), sha256=meta["input_sha256"], frame=frame, fields=validated)
     return Prepared(job, platform, loaded, validated, Plan(), target)
 
@@ -186,7 +186,9 @@ async def run_prepared(
 ) -> RunResult:
     """Start a new run of a prepared job: a run directory, a journal holding every row, then send.
     ``retry_of``: the run whose unfinished rows this run takes over (`retry`); it is marked as
-    handed over, under the job's lock, so it can be neither resumed nor retried again."""
+    handed over, under the job's lock, so it can be neither resumed nor retried again. The input's
+    columns (``prepared.loaded.frame``) are kept compressed from here on (`snapshot.Spooled`): a
+    big list's memory is freed for the run, the caller's ``prepared`` included."""
     job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
     out = Path(output_dir) if output_dir else job.output_dir
     lock = job_lock(job.path)  # first: a second run of the job stops here, before it contacts anything
@@ -227,6 +229,8 @@ async def run_prepared(
                          kind="dry run" if dry_run else "retry" if retry_of is not None else "run",
                          retry_of=str(retry_of) if retry_of is not None else None, job_inline=job.inline)
         journal.add_rows(validated.height)
+        if job.mode != "sync":  # the reports read the input's columns a slice at a time (sync diffs them first)
+            loaded.frame = snapshot.Spooled.of(loaded.frame)  # the caller's Prepared too: the frame is freed
         if not dry_run:  # what resume and retry use, whatever becomes of the input file
             snapshot.save(run_dir, loaded.frame, validated)
         if job.mode == "sync":  # under the lock: fold earlier runs, diff, journal the unchanged rows (sync.py)
@@ -268,7 +272,7 @@ def _aborted(exc: Exception, prepared: Prepared, run_dir: Path, journal: Journal
     what = f"{type(cause).__name__}: {secrets.redact(cause)}"
     logging.getLogger("batchrunner.run").error("run could not go on: %s", what)
     try:
-        write_reports(run_dir, prepared.loaded.frame, journal.frame_chunks(CHUNK_ROWS), prepared.validated[OP],
+        write_reports(run_dir, prepared.loaded.frame, journal.frame_chunks(), prepared.validated[OP],
                       {"job": prepared.job.name, "exit_code": 4 if sent else 2,
                        "stopped": {"code": "RUN_FAILED", "message": what}}, ("RUN_FAILED", what), resumable=sent)
         reports = "the reports show what is known"
@@ -354,7 +358,7 @@ async def send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jou
     code = fail_on_code(code, counts, fail_on)
     summary["exit_code"] = code
     summary["dry_run"] = dry_run
-    summary = write_reports(run_dir, loaded.frame, journal.frame_chunks(CHUNK_ROWS, states), prepared.validated[OP],
+    summary = write_reports(run_dir, loaded.frame, journal.frame_chunks(states=states), prepared.validated[OP],
                             summary, stats.stopped,
                             resumable=not dry_run, options=ReportOptions(bom=job.report_bom, xlsx=job.report_xlsx))
     logging.getLogger("batchrunner.run").info(

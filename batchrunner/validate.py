@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from batchrunner import chunks
 from batchrunner.errors import JobError, did_you_mean
 from batchrunner.fieldtypes import Problem
 from batchrunner.job import Job
@@ -88,18 +89,16 @@ class _Rule:
     message: pl.Expr
 
 
-#: rows validated at a time: the rules' intermediate columns exist for one slice, not the file
-CHUNK_ROWS = 250_000
-
-
 def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = None, *,
-             chunk_rows: int = CHUNK_ROWS, observe: Callable[[int], None] | None = None) -> pl.DataFrame:
+             chunk_rows: int | None = None, observe: Callable[[int], None] | None = None) -> pl.DataFrame:
     """Return a frame with IDX, OP, CODE, MESSAGE (null when valid) and one column per field.
-    Rows are checked ``chunk_rows`` at a time (each row's checks need only the row itself), so the
-    work columns of a big file's rules are held for one slice; ``observe`` is told each slice's rows."""
+    Rows are checked ``chunk_rows`` (`chunks.VALIDATE_ROWS`) at a time (each row's checks need only the row
+    itself), so the work columns of a big file's rules exist for one slice; ``observe`` is told
+    each slice's rows."""
     fields = loaded.fields
+    chunk_rows = chunks.validate_rows(chunk_rows)
     parts = []
-    for start in range(0, max(fields.height, 1), max(1, chunk_rows)):
+    for start in range(0, max(fields.height, 1), chunk_rows):
         part = fields.slice(start, chunk_rows)
         if observe is not None:
             observe(part.height)

@@ -3,6 +3,7 @@ local work cheap? Not part of the test suite; results are ratios measured in one
 
     python benchmarks/run.py            # all scenarios (about three minutes)
     python benchmarks/run.py 1 3        # some of them
+    python benchmarks/run.py 6 --sizes 0.1,0.2   # the memory curve at 100k and 200k rows
 
 1. Salesloft budget use: N enrolments against the sandbox at a known budget and latency;
    achieved requests/minute / budget and 429s, and the same for a naive sequential httpx loop.
@@ -16,6 +17,9 @@ local work cheap? Not part of the test suite; results are ratios measured in one
 5. report.html for a 1,000,000-row run: the time to read the journal's timeline, render the page
    and write it, and the page's size; from a journal shaped like a Salesforce run (5,000 finish
    events of 200 rows) and like a Salesloft run (1,000,000 events of one row), over 20 minutes.
+6. Memory curve: rows vs peak RSS and rows/s of a whole run at 0.5, 1, 2, 5 and 10 M rows (as in
+   4, sandbox served on 127.0.0.1), and the peak RSS of `validate` alone; each in a fresh process.
+   ``python benchmarks/run.py 6 --sizes 0.1,0.2`` checks it quickly at small sizes.
 
 The Salesloft scenarios shrink the budget window from 60 s to WINDOW seconds (the budget per
 window shrinks with it, so the rate is the real 600/min-class rate) to measure many windows in a
@@ -221,13 +225,47 @@ def served_sandbox(served: bool, port: int = 18765) -> Iterator[str | None]:
         server.wait()
 
 
+def validate_child(rows: int) -> None:
+    """In a subprocess: `batchrunner validate` of ``rows`` rows (load, validate, plan; nothing
+    sent). Prints JSON with this process's peak RSS."""
+    from batchrunner.api import validate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        job = write_big_input(Path(tmp), rows, None)
+        start = time.monotonic()
+        summary = validate(job)
+        elapsed = time.monotonic() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": rows, "valid": summary["valid"], "seconds": round(elapsed, 1),
+                      "peak_rss_mb": int(peak_mb)}))
+
+
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def memory_curve(sizes: list[int]) -> list[dict]:
+    """Scenario 6: peak RSS and rows/s of a whole run (zero-latency Salesforce sandbox served on
+    127.0.0.1, as in scenario 4) and of `validate` alone, each size in a fresh process."""
+    results = []
+    for rows in sizes:
+        with served_sandbox(True, port=18767) as url:
+            run = _child("--child", str(rows), str(url))
+        check = _child("--validate-child", str(rows))
+        goal = 1024 if rows <= 2_000_000 else 2048 if rows <= 10_000_000 else None
+        results.append({"rows": rows, "run_peak_rss_mb": run["peak_rss_mb"], "run_rows_per_second": run["rows_per_second"],
+                        "run_seconds": run["seconds"], "results_lines": run["results_lines"],
+                        "validate_peak_rss_mb": check["peak_rss_mb"], "validate_seconds": check["seconds"],
+                        "goal_mb": goal, "met": None if goal is None else run["peak_rss_mb"] <= goal})
+    return results
+
+
 def local_overhead(rows: int = 1_000_000, served: bool = False) -> dict:
     """The runner in a child process; with ``served`` the sandbox runs in a third process (on the
     machine's other core), as a platform would, so the runner's own cost is what is measured."""
     with served_sandbox(served) as url:
-        args = [sys.executable, __file__, "--child", str(rows), *([url] if url else [])]
-        out = subprocess.run(args, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        return _child("--child", str(rows), *([url] if url else []))
 
 
 def report_html(rows: int = 1_000_000, per_event: int = 200) -> dict:
@@ -285,7 +323,10 @@ def table(title: str, results: list[dict]) -> None:
         print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
 
 
-def main(selected: set[str]) -> None:
+MEMORY_SIZES = [500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000]
+
+
+def main(selected: set[str], sizes: list[int] | None = None) -> None:
     print(f"batchrunner benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}")
     if "1" in selected:
         table(f"1. Salesloft budget use ({RATE * 60:.0f}/min, latency {LATENCY_MS:.0f} ms, window {WINDOW:.0f} s)",
@@ -304,10 +345,21 @@ def main(selected: set[str]) -> None:
     if "5" in selected:
         table("5. report.html for 1,000,000 rows (timeline from the journal + render + write)",
               [report_html(per_event=200), report_html(per_event=1)])
+    if "6" in selected:
+        table("6. Memory curve (whole run and validate alone; zero-latency Salesforce sandbox on 127.0.0.1)",
+              memory_curve(sizes or MEMORY_SIZES))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         local_overhead_child(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+    elif sys.argv[1:2] == ["--validate-child"]:
+        validate_child(int(sys.argv[2]))
     else:
-        main(set(sys.argv[1:]) or {"1", "2", "3", "4", "5"})
+        args = sys.argv[1:]
+        sizes = None
+        if "--sizes" in args:  # e.g. --sizes 0.1,0.2 (millions of rows) to check scenario 6 quickly
+            at = args.index("--sizes")
+            sizes = [int(float(m) * 1_000_000) for m in args[at + 1].split(",")]
+            del args[at:at + 2]
+        main(set(args) or {"1", "2", "3", "4", "5", "6"}, sizes)
