@@ -88,20 +88,37 @@ def target_key(catalog: Catalog, columns: list[str]) -> pl.Expr:
     return pl.coalesce(expr.otherwise(None) if expr is not None else pl.lit(None, dtype=pl.String), fallback)
 
 
-def _first_of_same(valid: pl.DataFrame, used: list[str]) -> pl.DataFrame:
+def _keys(validated: pl.DataFrame, catalog: Catalog, used: list[str], only: set[int] | None,
+          step: int) -> pl.DataFrame:
+    """IDX, OP and two 64-bit hashes of each valid row (or those in ``only``): "__row" of its
+    operation and values, "__target" of the record it acts on. Computed a slice at a time, so the
+    values are never copied: 36 bytes a row, however wide the rows."""
+    wanted = list(only) if only is not None else None
+    parts = []
+    for start in range(0, max(validated.height, 1), step):
+        part = validated.slice(start, step).lazy().filter(pl.col(CODE).is_null())
+        if wanted is not None:
+            part = part.filter(pl.col(IDX).is_in(wanted))
+        parts.append(part.select(IDX, OP, pl.struct([OP, *used]).hash(seed=0).alias("__row"),
+                                 target_key(catalog, used).hash(seed=0).alias("__target")).collect())
+    return pl.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def _first_of_same(keys: pl.DataFrame, validated: pl.DataFrame, used: list[str]) -> pl.DataFrame:
     """IDX and "__first": the first row with the same operation and values. Rows are compared by
-    a 64-bit hash of their values (8 bytes a row, however wide), and every match is then checked
-    value by value; only if a hash collision is ever found are the values grouped themselves."""
-    keyed = valid.select(IDX, pl.col(IDX).min().over(pl.struct([OP, *used]).hash(seed=0)).alias("__first"))
+    their hash (`_keys`), and every match is then checked value by value; only if a hash collision
+    is ever found are the values grouped themselves."""
+    keyed = keys.select(IDX, pl.col(IDX).min().over("__row").alias("__first"))
     dupes = keyed.filter(pl.col("__first") != pl.col(IDX))
     if not dupes.height:
         return keyed
-    values = valid.select(IDX, OP, *used)
+    values = validated.select(IDX, OP, *used)
     pairs = (dupes.join(values, on=IDX, how="left")
              .join(values.rename({c: f"{c}__first" for c in [OP, *used]}), left_on="__first", right_on=IDX, how="left"))
     same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}__first")) for c in [OP, *used]])
     if pairs.select(same.all()).item():
         return keyed
+    valid = values.join(keys.select(IDX), on=IDX, how="semi", maintain_order="left")
     return valid.select(IDX, pl.col(IDX).min().over([OP, *used], mapping_strategy="group_to_rows").alias("__first"))
 
 
@@ -111,20 +128,16 @@ def plan(validated: pl.DataFrame, catalog: Catalog, rows_per_request: dict[str, 
     # a field empty in every row cannot tell rows apart nor name a target: only the others are read
     used = [c for c in validated.columns
             if not c.startswith("__") and c != OP and validated[c].null_count() < validated.height]
-    valid = validated.lazy().filter(pl.col(CODE).is_null()).select(IDX, OP, *used)
-    if only is not None:
-        valid = valid.filter(pl.col(IDX).is_in(list(only)))
-    valid = valid.collect()
-    first = _first_of_same(valid, used)
+    keys = _keys(validated, catalog, used, only, chunks.validate_rows())
+    first = _first_of_same(keys, validated, used)
     result = Plan(chunk_rows=chunks.rows(chunk_rows))
     dupes = first.filter(pl.col("__first") != pl.col(IDX))
     for idx, first_row in dupes.iter_rows():
         result.duplicates.append(RowOutcome(
             idx, Status.SKIPPED, "DUPLICATE_ROW", f"same operation and values as row {first_row + 1}; sent once"))
-    keep = valid.filter(first["__first"] == first[IDX])
     # the target as a hash: a collision only makes a row wait for another's wave, never reorders
-    target = keep.select(target_key(catalog, used).hash(seed=0).alias("__target"), IDX, OP)
-    del valid, first, keep
+    target = keys.filter(first["__first"] == first[IDX]).select("__target", IDX, OP)
+    del keys, first
     if target["__target"].n_unique() == target.height:  # the common case: one row per target, one wave
         target = target.with_columns(pl.lit(0, dtype=pl.UInt32).alias("__wave"))
     else:

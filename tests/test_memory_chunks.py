@@ -135,8 +135,11 @@ def test_a_hash_collision_is_never_taken_for_a_duplicate(monkeypatch):
     different rows must not skip one of them."""
     from batchrunner import plan as plan_module
 
-    rows = pl.DataFrame({"__idx": [0, 1, 2], "_operation": ["assign"] * 3, "targetId": ["a", "b", "a"]},
-                        schema={"__idx": pl.UInt32, "_operation": pl.String, "targetId": pl.String})
+    rows = pl.DataFrame({"__idx": [0, 1, 2], "__code": [None] * 3, "_operation": ["assign"] * 3,
+                         "targetId": ["a", "b", "a"]},
+                        schema={"__idx": pl.UInt32, "__code": pl.String, "_operation": pl.String, "targetId": pl.String})
     monkeypatch.setattr(pl.Expr, "hash", lambda self, seed=0: pl.lit(7, dtype=pl.UInt64))  # everything collides
-    first = plan_module._first_of_same(rows, ["targetId"])
+    keys = plan_module._keys(rows, CATALOG, ["targetId"], None, 2)
+    assert keys["__row"].n_unique() == 1
+    first = plan_module._first_of_same(keys, rows, ["targetId"])
     assert dict(first.iter_rows()) == {0: 0, 1: 1, 2: 0}
