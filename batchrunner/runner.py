@@ -60,9 +60,12 @@ def fail_on_code(code: int, counts: dict[str, int], fail_on: str = "invalid") ->
 
 def prepare(job: Job, input_path: Path | None = None) -> Prepared:
     """Check the job, read and validate the input, plan the requests. Sends nothing.
-    Raises ``JobError`` (exit 2) for anything that stops the job."""
+    Raises ``JobError`` (exit 2) for anything that stops the job. The input's own columns come
+    back compressed (``loaded.frame`` is a `snapshot.Spooled`; docs/memory.md)."""
     platform, catalog, api_version, target = _checked_platform(job)
     loaded = load_input(job, input_path)
+    # the input's own columns are needed again only by the reports, a slice at a time: compressed
+    loaded.frame = snapshot.Spooled.of(loaded.frame)
     loaded, problems = apply_mappings(job, loaded)  # [mappings]: lookup joins (mappings.py)
     validated = overlay(validate(loaded, catalog, api_version), problems)
     loaded = replace(loaded, fields=loaded.fields.clear())  # validated holds what is sent: not kept twice
@@ -186,9 +189,7 @@ async def run_prepared(
 ) -> RunResult:
     """Start a new run of a prepared job: a run directory, a journal holding every row, then send.
     ``retry_of``: the run whose unfinished rows this run takes over (`retry`); it is marked as
-    handed over, under the job's lock, so it can be neither resumed nor retried again. The input's
-    columns (``prepared.loaded.frame``) are kept compressed from here on (`snapshot.Spooled`): a
-    big list's memory is freed for the run, the caller's ``prepared`` included."""
+    handed over, under the job's lock, so it can be neither resumed nor retried again."""
     job, loaded, validated = prepared.job, prepared.loaded, prepared.validated
     out = Path(output_dir) if output_dir else job.output_dir
     lock = job_lock(job.path)  # first: a second run of the job stops here, before it contacts anything
@@ -229,8 +230,7 @@ async def run_prepared(
                          kind="dry run" if dry_run else "retry" if retry_of is not None else "run",
                          retry_of=str(retry_of) if retry_of is not None else None, job_inline=job.inline)
         journal.add_rows(validated.height)
-        if job.mode != "sync":  # the reports read the input's columns a slice at a time (sync diffs them first)
-            loaded.frame = snapshot.Spooled.of(loaded.frame)  # the caller's Prepared too: the frame is freed
+        loaded.frame = snapshot.Spooled.of(loaded.frame)  # (prepare did; a Prepared made by hand may not have)
         if not dry_run:  # what resume and retry use, whatever becomes of the input file
             snapshot.save(run_dir, loaded.frame, validated)
         if job.mode == "sync":  # under the lock: fold earlier runs, diff, journal the unchanged rows (sync.py)

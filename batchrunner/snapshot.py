@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -50,6 +51,16 @@ class Spooled:
 
     def collect(self) -> pl.DataFrame:
         return pl.read_parquet(io.BytesIO(self.data))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.collect()[key]
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else a DataFrame does (``select``, ``rows``…), on the whole frame, read back:
+        for small lists and the few places that need every row (a sync diff)."""
+        if name.startswith("__") or name == "data":
+            raise AttributeError(name)
+        return getattr(self.collect(), name)
 
 
 def _write(path: Path, data: pl.DataFrame | Spooled) -> None:

@@ -49,7 +49,7 @@ _ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff]"
 class LoadedInput:
     path: Path
     sha256: str
-    frame: pl.DataFrame  # the input's own columns, as read (a run keeps them compressed: snapshot.Spooled)
+    frame: pl.DataFrame  # the input's own columns, as read (runner.prepare compresses them: snapshot.Spooled)
     fields: pl.DataFrame  # operation fields (mapped, trimmed, null when empty) + OPERATION (+ ROW_PROBLEM)
     notes: list[str] = field(default_factory=list)  # things worth telling the user
 
