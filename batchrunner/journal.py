@@ -205,7 +205,7 @@ class Journal:
 
     def states(self) -> pl.DataFrame:
         """Every row's state without its texts: ``idx``, ``state``, ``status``, ``code``,
-        ``attempts``, and where its final outcome is stored (``event``, ``pos``). Compact (about
+        ``attempts``, and the finish event its final outcome is stored in (``event``). Compact (about
         30 bytes a row; codes and statuses categorical) because it is the one per-row table a big
         run holds whole: the texts (messages, results) are read per slice by `frame_chunks`."""
         indices = "SELECT json_object('event', id, 'idx', json(data)) FROM events WHERE kind = ? ORDER BY id"
