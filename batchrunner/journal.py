@@ -210,25 +210,30 @@ class Journal:
         run holds whole: the texts (messages, results) are read per slice by `frame_chunks`."""
         indices = "SELECT json_object('event', id, 'idx', json(data)) FROM events WHERE kind = ? ORDER BY id"
         sent = (self._events(indices.replace("?", "'start'"), _INDICES, ["idx"])
-                .group_by("idx").agg(pl.len().cast(pl.Int32).alias("sent"), pl.col("event").max().alias("last_start")))
+                .group_by("idx").agg(pl.len().cast(pl.Int32).alias("sent"),
+                                     pl.col("event").max().cast(pl.Int32).alias("last_start")))
         released = (self._events(indices.replace("?", "'release'"), _INDICES, ["idx"])
-                    .group_by("idx").agg(pl.col("event").max().alias("last_release")))
+                    .group_by("idx").agg(pl.col("event").max().cast(pl.Int32).alias("last_release")))
         done = (self._events("SELECT json_object('event', id, 'idx', json_extract(data, '$.idx'), 'status', "
                              "json_extract(data, '$.status'), 'code', json_extract(data, '$.code'), 'attempts', "
                              "json_extract(data, '$.attempts')) FROM events WHERE kind = 'finish' ORDER BY id",
-                             _STATES, ["idx", "status", "code", "attempts"]))
+                             _STATES, ["idx", "status", "code", "attempts"])
+                .with_columns(pl.col("event").cast(pl.Int32), pl.col("attempts").cast(pl.Int32)))
         if done["idx"].n_unique() < done.height:  # a row finished twice (resume): the last outcome wins
             done = done.unique("idx", keep="last", maintain_order=True)
         rows = pl.DataFrame({"idx": pl.int_range(self.row_count(), eager=True, dtype=pl.Int64)})
-        joined = (rows.join(done, on="idx", how="left", maintain_order="left")
-                  .join(sent, on="idx", how="left", maintain_order="left")
-                  .join(released, on="idx", how="left", maintain_order="left"))
+        joined = rows.join(done, on="idx", how="left", maintain_order="left")
+        del rows, done  # each step's inputs go as soon as it is made: this is a big run's largest table
+        joined = joined.join(sent, on="idx", how="left", maintain_order="left")
+        del sent
+        joined = joined.join(released, on="idx", how="left", maintain_order="left")
+        del released
         in_flight = pl.col("last_start").is_not_null() & (pl.col("last_start") > pl.col("last_release").fill_null(-1))
         state = (pl.when(pl.col("status").is_not_null()).then(pl.lit(DONE))
                  .when(in_flight).then(pl.lit(IN_FLIGHT)).otherwise(pl.lit(PENDING)))
         attempts = pl.max_horizontal(pl.col("attempts").fill_null(0), pl.col("sent").fill_null(0))
         return joined.select(pl.col("idx"), state.cast(_STATE).alias("state"), "status", "code",
-                             attempts.cast(pl.Int64).alias("attempts"), pl.col("event").cast(pl.Int32))
+                             attempts.cast(pl.Int64).alias("attempts"), "event")
 
     def _texts(self, events: list[int]) -> pl.DataFrame:
         """message, result and finished_at of the outcomes stored in these finish events."""
