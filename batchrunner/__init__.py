@@ -11,9 +11,16 @@ Everything here is loaded on first use, so ``batchrunner --version`` stays insta
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from typing import Any
+
+# polars allocates with jemalloc, which by default keeps freed pages: a big run's RSS then shows
+# every stage's peak at once, not what it holds (docs/memory.md). Return freed pages promptly, on
+# jemalloc's own background thread; it is read once, when polars is first imported, so a program
+# that imported polars before batchrunner keeps its own setting, as does a user who set it.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:200,muzzy_decay_ms:0")
 
 __version__ = "0.1.0"
 

@@ -31,13 +31,7 @@ def decode(data: bytes, encoding: str) -> bytes:
     except LookupError:
         raise JobError(f"Unknown encoding {encoding!r}: use e.g. \"utf-8\", \"windows-1252\", \"utf-16\".") from None
     if codec == "utf-8":
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise JobError(
-                f"The input is not valid UTF-8: byte 0x{data[exc.start]:02x} at {_where(data, exc.start)}. "
-                "Set encoding = \"windows-1252\" (or the file's real encoding) in the job."
-            ) from None
+        _check_utf8(data)
         return data
     try:
         text = data.decode(encoding)
@@ -45,6 +39,24 @@ def decode(data: bytes, encoding: str) -> bytes:
         raise JobError(f"The input cannot be read as {encoding}: byte 0x{data[exc.start]:02x} at "
                        f"{_where(data, exc.start)}.") from None
     return text.lstrip("\ufeff").encode("utf-8")
+
+
+def _check_utf8(data: bytes, block: int = 1 << 24) -> None:
+    """A JobError naming the first byte that is not UTF-8. Checked 16 MiB at a time: decoding the
+    whole file at once made a second copy of it (as text) just to throw it away."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    for start in range(0, len(data), block):
+        chunk = view[start:start + block]
+        try:
+            decoder.decode(chunk, final=start + block >= len(data))
+        except UnicodeDecodeError as exc:
+            carried = len(exc.object) - len(chunk)  # bytes of a character begun in the block before
+            at = start - carried + exc.start
+            raise JobError(
+                f"The input is not valid UTF-8: byte 0x{data[at]:02x} at {_where(data, at)}. "
+                "Set encoding = \"windows-1252\" (or the file's real encoding) in the job."
+            ) from None
 
 
 def sniff_delimiter(header: bytes) -> str:

@@ -172,30 +172,57 @@ def _over_time(summary: dict[str, Any], line: Timeline) -> str:
     return "".join(parts)
 
 
+class Problems:
+    """The failed and invalid rows the page shows (the first ``MAX_PROBLEM_ROWS``), their total
+    and their codes; gathered a slice of results.csv at a time (`add`), so the page never needs
+    the whole results frame."""
+
+    def __init__(self) -> None:
+        self.shown: pl.DataFrame | None = None
+        self.total = 0
+        self.codes: dict[str | None, int] = {}
+
+    def add(self, results: pl.DataFrame) -> None:
+        problems = results.filter(pl.col("_status").is_in(PROBLEM_STATUSES))
+        if not problems.height:
+            return
+        self.total += problems.height
+        for code, n in problems.group_by("_error_code").len().iter_rows():
+            self.codes[code] = self.codes.get(code, 0) + n
+        room = MAX_PROBLEM_ROWS - (self.shown.height if self.shown is not None else 0)
+        if room > 0:
+            inputs = [c for c in results.columns if not c.startswith("_")][:MAX_INPUT_COLUMNS]
+            columns = ["_row", "_status", "_error_code", "_error_message", *inputs]
+            head = problems.head(room).select(pl.col(c).cast(pl.String) for c in columns)
+            self.shown = head if self.shown is None else pl.concat([self.shown, head])
+
+    def html(self) -> str:
+        if not self.total or self.shown is None:
+            return "<p>No failed or invalid rows.</p>"
+        codes = sorted(self.codes.items(), key=lambda item: (-item[1], item[0] is not None, item[0] or ""))
+        options = "".join(f'<option value="{_e(c)}">{_e(c)} ({n})</option>' for c, n in codes)
+        head = "".join(f"<th>{_e(c)}</th>" for c in self.shown.columns)
+        body = "".join(f'<tr data-code="{_e(row[2])}">' + "".join(f"<td>{_e(_cut(v))}</td>" for v in row) + "</tr>"
+                       for row in self.shown.iter_rows())
+        total = self.total
+        cut = (f'<p class="note" id="problems-cut">Showing the first {MAX_PROBLEM_ROWS} of {total} failed and '
+               'invalid rows; errors.csv has them all.</p>' if total > MAX_PROBLEM_ROWS else "")
+        return (f'<p><label>Error code <select id="code-filter"><option value="">all</option>{options}</select>'
+                f'</label> <span id="problems-shown">{self.shown.height}</span> rows shown of <span '
+                f'id="problems-total">{total}</span>.</p>{cut}<table id="problems"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table><script>{FILTER_JS}</script>")
+
+
 def _problems(results: pl.DataFrame) -> str:
-    problems = results.filter(pl.col("_status").is_in(PROBLEM_STATUSES))
-    total = problems.height
-    if not total:
-        return "<p>No failed or invalid rows.</p>"
-    inputs = [c for c in results.columns if not c.startswith("_")][:MAX_INPUT_COLUMNS]
-    columns = ["_row", "_status", "_error_code", "_error_message", *inputs]
-    shown = problems.head(MAX_PROBLEM_ROWS).select(pl.col(c).cast(pl.String) for c in columns)
-    codes = (problems.group_by("_error_code").len().sort(["len", "_error_code"], descending=[True, False])
-             .iter_rows())
-    options = "".join(f'<option value="{_e(c)}">{_e(c)} ({n})</option>' for c, n in codes)
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join(f'<tr data-code="{_e(row[2])}">' + "".join(f"<td>{_e(_cut(v))}</td>" for v in row) + "</tr>"
-                   for row in shown.iter_rows())
-    cut = (f'<p class="note" id="problems-cut">Showing the first {MAX_PROBLEM_ROWS} of {total} failed and invalid '
-           'rows; errors.csv has them all.</p>' if total > MAX_PROBLEM_ROWS else "")
-    return (f'<p><label>Error code <select id="code-filter"><option value="">all</option>{options}</select></label> '
-            f'<span id="problems-shown">{shown.height}</span> rows shown of <span id="problems-total">{total}</span>'
-            f'.</p>{cut}<table id="problems"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-            f"<script>{FILTER_JS}</script>")
+    problems = Problems()
+    problems.add(results)
+    return problems.html()
 
 
-def render_html(run_dir: Path, results: pl.DataFrame, summary: dict[str, Any], line: Timeline | None = None) -> str:
-    """The page for one run. ``results`` is the results.csv frame, ``summary`` summary.json's content."""
+def render_html(run_dir: Path, results: pl.DataFrame | Problems, summary: dict[str, Any],
+                line: Timeline | None = None) -> str:
+    """The page for one run. ``results`` is the results.csv frame (or its failed and invalid rows
+    gathered slice by slice, `Problems`), ``summary`` summary.json's content."""
     run_dir = Path(run_dir)
     line = read_timeline(run_dir / "journal.sqlite") if line is None else line
     title = f"batchrunner · {summary.get('job', '')} · {run_dir.name}"
@@ -210,6 +237,6 @@ def render_html(run_dir: Path, results: pl.DataFrame, summary: dict[str, Any], l
             f"<h2>Outcomes by status</h2>{_outcomes(summary)}"
             f"<h2>Outcomes by error code</h2>{_codes(summary)}"
             f"<h2>The run over time</h2>{_over_time(summary, line)}"
-            f"<h2>Failed and invalid rows</h2>{_problems(results)}"
+            f"<h2>Failed and invalid rows</h2>{results.html() if isinstance(results, Problems) else _problems(results)}"
             f'<p class="note">batchrunner {_e(summary.get("batchrunner_version"))} · results.csv, errors.csv and '
             "summary.json are in the same directory.</p></body></html>\n")

@@ -20,7 +20,7 @@ import io
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from batchrunner.outcome import RowOutcome, Status
-from batchrunner import jsonio, secrets
+from batchrunner import chunks, jsonio, secrets
 
 PENDING, IN_FLIGHT, DONE = "pending", "in_flight", "done"
 
@@ -46,13 +46,18 @@ ROW_SCHEMA: dict[str, Any] = {
     "idx": pl.Int64, "state": pl.String, "status": pl.String, "code": pl.String, "message": pl.String,
     "attempts": pl.Int64, "result": pl.String, "finished_at": pl.String,
 }
-_OUTCOME_COLUMNS = ("idx", "status", "code", "message", "attempts", "result")
 
 
 _INDICES = {"idx": pl.List(pl.Int64), "event": pl.Int64}
-_OUTCOMES = {"idx": pl.List(pl.Int64), "status": pl.List(pl.String), "code": pl.List(pl.String),
-             "message": pl.List(pl.String), "attempts": pl.List(pl.Int64), "result": pl.List(pl.String),
-             "at": pl.String, "event": pl.Int64}
+_STATE = pl.Enum([PENDING, IN_FLIGHT, DONE])
+_STATES = {"idx": pl.List(pl.Int64), "status": pl.List(pl.Categorical), "code": pl.List(pl.Categorical),
+           "attempts": pl.List(pl.Int64), "event": pl.Int64}
+_TEXTS = {"message": pl.List(pl.String), "result": pl.List(pl.String), "at": pl.String, "event": pl.Int64,
+          "idx": pl.List(pl.Int64)}
+_TEXT_LISTS = ["idx", "message", "result"]
+#: the most outcomes one finish event holds: a slice of the reports reads only the events its rows
+#: are in, so a file of a million invalid rows is journaled as many events, not one huge one
+EVENT_ROWS = 10_000
 
 
 def utc_now() -> str:
@@ -161,57 +166,120 @@ class Journal:
         if not idx:
             return
         n = len(idx)
-        self._event("finish", {
-            "idx": list(idx), "status": list(status), "code": list(code), "message": list(message),
-            "attempts": list(attempts) if attempts is not None else [0] * n,
-            "result": list(result) if result is not None else [None] * n, "at": utc_now(),
-        })
+        at = utc_now()
+        events = [{
+            "idx": list(idx[s:s + EVENT_ROWS]), "status": list(status[s:s + EVENT_ROWS]),
+            "code": list(code[s:s + EVENT_ROWS]), "message": list(message[s:s + EVENT_ROWS]),
+            "attempts": list(attempts[s:s + EVENT_ROWS]) if attempts is not None else [0] * min(EVENT_ROWS, n - s),
+            "result": list(result[s:s + EVENT_ROWS]) if result is not None else [None] * min(EVENT_ROWS, n - s),
+            "at": at} for s in range(0, n, EVENT_ROWS)]
+        if len(events) == 1:
+            self._event("finish", events[0])
+            return
+        self.check()
+        try:  # one transaction: the outcomes of one call are all recorded or none is
+            self.db.execute("BEGIN")
+            for event in events:
+                self._insert("finish", event)
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.db.in_transaction:
+                self.db.rollback()
+            raise JournalLost(f"the run's journal {self.path} cannot be written: {exc}") from exc
 
     # -- reading ----------------------------------------------------------------------------
     def row_count(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'rows'").fetchone()
         return int(json.loads(row[0])) if row else 0
 
-    def _events(self, sql: str, schema: dict[str, Any], explode: list[str]) -> pl.DataFrame:
+    def _events(self, sql: str, schema: dict[str, Any], explode: list[str],
+                params: Sequence[Any] = ()) -> pl.DataFrame:
         """Events as one frame, parsed by polars from JSON lines SQLite builds (a few hundred events
         at a time): a million rows never become a million Python objects."""
         chunks = [pl.DataFrame(schema=schema).explode(explode)]
-        cursor = self.db.execute(sql)
+        cursor = self.db.execute(sql, params)
         while batch := cursor.fetchmany(512):
             lines = "\n".join(line for (line,) in batch).encode("utf-8")
             chunks.append(pl.read_ndjson(io.BytesIO(lines), schema=schema).explode(explode))
         return pl.concat(chunks, rechunk=False)
 
-    def frame(self) -> pl.DataFrame:
-        """Every row's state, derived from the events: one line per input row, in row order."""
+    def states(self) -> pl.DataFrame:
+        """Every row's state without its texts: ``idx``, ``state``, ``status``, ``code``,
+        ``attempts``, and the finish event its final outcome is stored in (``event``). Compact (about
+        30 bytes a row; codes and statuses categorical) because it is the one per-row table a big
+        run holds whole: the texts (messages, results) are read per slice by `frame_chunks`."""
         indices = "SELECT json_object('event', id, 'idx', json(data)) FROM events WHERE kind = ? ORDER BY id"
         sent = (self._events(indices.replace("?", "'start'"), _INDICES, ["idx"])
-                .group_by("idx").agg(pl.len().cast(pl.Int64).alias("sent"), pl.col("event").max().alias("last_start")))
+                .group_by("idx").agg(pl.len().cast(pl.Int32).alias("sent"),
+                                     pl.col("event").max().cast(pl.Int32).alias("last_start")))
         released = (self._events(indices.replace("?", "'release'"), _INDICES, ["idx"])
-                    .group_by("idx").agg(pl.col("event").max().alias("last_release")))
-        done = self._events("SELECT json_set(data, '$.event', id) FROM events WHERE kind = 'finish' ORDER BY id",
-                            _OUTCOMES, list(_OUTCOME_COLUMNS)).rename({"at": "finished_at"})
+                    .group_by("idx").agg(pl.col("event").max().cast(pl.Int32).alias("last_release")))
+        done = (self._events("SELECT json_object('event', id, 'idx', json_extract(data, '$.idx'), 'status', "
+                             "json_extract(data, '$.status'), 'code', json_extract(data, '$.code'), 'attempts', "
+                             "json_extract(data, '$.attempts')) FROM events WHERE kind = 'finish' ORDER BY id",
+                             _STATES, ["idx", "status", "code", "attempts"])
+                .with_columns(pl.col("event").cast(pl.Int32), pl.col("attempts").cast(pl.Int32)))
         if done["idx"].n_unique() < done.height:  # a row finished twice (resume): the last outcome wins
             done = done.unique("idx", keep="last", maintain_order=True)
         rows = pl.DataFrame({"idx": pl.int_range(self.row_count(), eager=True, dtype=pl.Int64)})
-        joined = (rows.join(done, on="idx", how="left", maintain_order="left")
-                  .join(sent, on="idx", how="left", maintain_order="left")
-                  .join(released, on="idx", how="left", maintain_order="left"))
+        joined = rows.join(done, on="idx", how="left", maintain_order="left")
+        del rows, done  # each step's inputs go as soon as it is made: this is a big run's largest table
+        joined = joined.join(sent, on="idx", how="left", maintain_order="left")
+        del sent
+        joined = joined.join(released, on="idx", how="left", maintain_order="left")
+        del released
         in_flight = pl.col("last_start").is_not_null() & (pl.col("last_start") > pl.col("last_release").fill_null(-1))
         state = (pl.when(pl.col("status").is_not_null()).then(pl.lit(DONE))
                  .when(in_flight).then(pl.lit(IN_FLIGHT)).otherwise(pl.lit(PENDING)))
         attempts = pl.max_horizontal(pl.col("attempts").fill_null(0), pl.col("sent").fill_null(0))
-        return joined.select(pl.col("idx"), state.alias("state"), "status", "code", "message",
-                             attempts.alias("attempts"), "result", "finished_at")
+        return joined.select(pl.col("idx"), state.cast(_STATE).alias("state"), "status", "code",
+                             attempts.cast(pl.Int64).alias("attempts"), "event")
+
+    def _texts(self, events: list[int]) -> pl.DataFrame:
+        """message, result and finished_at of the outcomes stored in these finish events."""
+        parts = [pl.DataFrame(schema=_TEXTS).explode(_TEXT_LISTS)]
+        for start in range(0, len(events), 500):
+            some = events[start:start + 500]
+            sql = ("SELECT json_object('event', id, 'message', json_extract(data, '$.message'), 'result', "
+                   "json_extract(data, '$.result'), 'at', json_extract(data, '$.at'), 'idx', "
+                   "json_extract(data, '$.idx')) FROM events WHERE id IN (" + ",".join("?" * len(some)) + ")")
+            parts.append(self._events(sql, _TEXTS, _TEXT_LISTS, some))
+        return pl.concat(parts, rechunk=False).unique(["event", "idx"], keep="last", maintain_order=True)
+
+    def frame_chunks(self, chunk_rows: int | None = None, states: pl.DataFrame | None = None) -> Iterator[pl.DataFrame]:
+        """`frame()` in slices of ``chunk_rows`` rows, in row order: the texts of one slice at a
+        time are read (the finish events its rows' outcomes are in), so writing the reports of a
+        ten-million-row run never holds ten million messages."""
+        states = self.states() if states is None else states
+        chunk_rows = chunks.rows(chunk_rows)
+        for start in range(0, max(states.height, 1), chunk_rows):
+            part = states.slice(start, chunk_rows)
+            events = part["event"].drop_nulls().unique().sort().to_list()
+            texts = self._texts(events) if events else pl.DataFrame(schema=_TEXTS).explode(_TEXT_LISTS)
+            joined = part.join(texts.select(pl.col("event").cast(pl.Int32), "idx", "message", "result",
+                                            pl.col("at").alias("finished_at")),
+                               on=["event", "idx"], how="left", maintain_order="left")
+            yield joined.select(
+                "idx", pl.col("state").cast(pl.String), pl.col("status").cast(pl.String),
+                pl.col("code").cast(pl.String), "message", "attempts", "result", "finished_at")
+            if states.height == 0:
+                return
+
+    def frame(self) -> pl.DataFrame:
+        """Every row's state, derived from the events: one line per input row, in row order."""
+        states = self.states()
+        return pl.concat(list(self.frame_chunks(max(states.height, 1), states)), rechunk=False)
 
     def counts(self, frame: pl.DataFrame | None = None) -> dict[str, int]:
-        """Rows per final status; rows without one count as not_attempted."""
-        frame = self.frame() if frame is None else frame
-        status = pl.when(pl.col("state") == DONE).then(pl.col("status")).otherwise(pl.lit(Status.NOT_ATTEMPTED.value))
+        """Rows per final status; rows without one count as not_attempted. ``frame``: `frame()`
+        or `states()`."""
+        frame = self.states() if frame is None else frame
+        status = (pl.when(pl.col("state").cast(pl.String) == DONE).then(pl.col("status").cast(pl.String))
+                  .otherwise(pl.lit(Status.NOT_ATTEMPTED.value)))
         return dict(frame.group_by(status.alias("s")).len().iter_rows())
 
     def indices(self, state: str) -> list[int]:
-        return self.frame().filter(pl.col("state") == state)["idx"].to_list()
+        return self.states().filter(pl.col("state").cast(pl.String) == state)["idx"].to_list()
 
     def all_rows(self) -> list[tuple]:
         """(idx, state, status, code, message, attempts, result, finished_at) per row, in row order."""

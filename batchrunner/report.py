@@ -14,11 +14,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import polars as pl
 
-from batchrunner import failpoints
+from batchrunner import chunks, failpoints
 from batchrunner.journal import DONE
 from batchrunner.outcome import RERUNNABLE, Status
 
@@ -46,16 +47,26 @@ def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
                               for c, t in text.items() if found[c])
 
 
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic)."""
+def _temporary(path: Path) -> Path:
+    """The temporary name ``path`` is written under (same directory, so the rename is atomic), 0600."""
     tmp = path.with_name(f".{path.name}.tmp")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600: reports hold people's data
-    write(tmp)
+    return tmp
+
+
+def _commit(tmp: Path, path: Path) -> None:
     os.chmod(tmp, 0o600)
     failpoints.hit("report.writing")
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic)."""
+    tmp = _temporary(path)
+    write(tmp)
+    _commit(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -96,45 +107,95 @@ def results_frame(frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series
     return pl.concat([frame.drop([c for c in RESULT_COLUMNS if c in frame.columns]), outcomes], how="horizontal")
 
 
-def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame, operations: pl.Series,
-                  summary: dict[str, Any], stop: tuple[str, str] | None = None, *,
+def _slices(rows: pl.DataFrame | Iterable[pl.DataFrame], chunk_rows: int) -> Iterator[pl.DataFrame]:
+    if isinstance(rows, pl.DataFrame):
+        for start in range(0, max(rows.height, 1), chunk_rows):
+            yield rows.slice(start, chunk_rows)
+    else:
+        yield from rows
+
+
+def write_reports(run_dir: Path, frame: pl.DataFrame, rows: pl.DataFrame | Iterable[pl.DataFrame],
+                  operations: pl.Series, summary: dict[str, Any], stop: tuple[str, str] | None = None, *,
                   resumable: bool = True, options: ReportOptions | None = None,
-                  extra: pl.DataFrame | None = None) -> dict[str, Any]:
+                  chunk_rows: int | None = None, extra: pl.DataFrame | None = None) -> dict[str, Any]:
     """Write the reports; return the summary with counts filled in. ``rows`` is
-    `Journal.frame()`, ``operations`` each row's operation (as validated). A dry run's valid rows
-    are not in errors.csv: nothing is wrong with them. ``extra``: more `_` columns, one line per
-    row, after the usual ones (a migration hand-off's ``_handoff_status``; handoff.py)."""
+    `Journal.frame()`, or its slices in row order (`Journal.frame_chunks`), ``operations`` each
+    row's operation (as validated). A dry run's valid rows are not in errors.csv: nothing is wrong
+    with them. The files are written a slice at a time (``chunk_rows`` rows): what is held is one
+    slice of report lines, not the whole run's (``chunk_rows``: `chunks.ROWS`)."""
+    from batchrunner.htmlreport import Problems
+
+    chunk_rows = chunks.rows(chunk_rows)
     options = options or ReportOptions()
-    results = results_frame(frame, rows, operations, stop, run_dir if stop and resumable else None)
-    if extra is not None:
-        results = pl.concat([results, extra], how="horizontal")
-    safe = spreadsheet_safe(results)  # the tool's own cells never open as formulas (docs/reports.md)
-    atomic_write(run_dir / "results.csv", lambda p: safe.write_csv(p, include_bom=options.bom))
-    rerunnable = pl.col("_status").is_in([s.value for s in RERUNNABLE]) & (pl.col("_error_code") != DRY_RUN)
-    errors = safe.filter(rerunnable)
-    atomic_write(run_dir / "errors.csv", lambda p: errors.write_csv(p, include_bom=options.bom))
     counts = {s.value: 0 for s in Status}
-    for status, n in results.group_by("_status").len().iter_rows():
-        counts[status] = n
-    by_code = (results.filter(pl.col("_error_code").is_not_null())
-               .group_by("_error_code").agg(pl.len(), pl.col("_error_message").drop_nulls().first())
-               .sort(["len", "_error_code"], descending=[True, False]))
-    codes = dict(zip(by_code["_error_code"], by_code["len"]))
-    messages = {c: m for c, m in zip(by_code["_error_code"], by_code["_error_message"]) if m is not None}
-    summary = {**summary, "rows": results.height, "counts": counts, "error_codes": codes, "error_messages": messages}
+    by_code: dict[str, list[Any]] = {}  # code -> [rows, first message]
+    problems = Problems()
+    rerunnable = pl.col("_status").is_in([s.value for s in RERUNNABLE]) & (pl.col("_error_code") != DRY_RUN)
+    paths = {name: run_dir / name for name in ("results.csv", "errors.csv")}
+    tmps = {name: _temporary(path) for name, path in paths.items()}
+    sheets: dict[str, Any] = {}
+    total = 0
+    try:
+        with tmps["results.csv"].open("wb") as results_out, tmps["errors.csv"].open("wb") as errors_out:
+            for part in _slices(rows, chunk_rows):
+                first = total == 0
+                results = results_frame(frame.slice(total, part.height), part, operations.slice(total, part.height),
+                                        stop, run_dir if stop and resumable else None)
+                if extra is not None:
+                    results = pl.concat([results, extra.slice(total, part.height)], how="horizontal")
+                total += part.height
+                safe = spreadsheet_safe(results)  # the tool's own cells never open as formulas (docs/reports.md)
+                safe.write_csv(results_out, include_header=first, include_bom=options.bom and first)
+                safe.filter(rerunnable).write_csv(errors_out, include_header=first, include_bom=options.bom and first)
+                for status, n in results.group_by("_status").len().iter_rows():
+                    counts[status] += n
+                coded = (results.filter(pl.col("_error_code").is_not_null()).group_by("_error_code", maintain_order=True)
+                         .agg(pl.len(), pl.col("_error_message").drop_nulls().first()))
+                for code, n, message in coded.iter_rows():
+                    seen = by_code.setdefault(code, [0, None])
+                    seen[0] += n
+                    seen[1] = seen[1] if seen[1] is not None else message
+                problems.add(results)
+                if options.xlsx:
+                    _add_to_workbooks(sheets, run_dir, results, rerunnable)
+        assert total == frame.height == operations.len(), "the journal must hold every input row"
+        for name, path in paths.items():
+            _commit(tmps[name], path)
+    except BaseException:
+        for sheet, tmp in sheets.values():
+            sheet.close()
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+    for sheet, _ in sheets.values():
+        sheet.close()
+    ordered = sorted(by_code.items(), key=lambda item: (-item[1][0], item[0]))
+    codes = {code: n for code, (n, _) in ordered}
+    messages = {code: m for code, (_, m) in ordered if m is not None}
+    summary = {**summary, "rows": total, "counts": counts, "error_codes": codes, "error_messages": messages}
     text = json.dumps(summary, indent=2, default=str) + "\n"
     atomic_write(run_dir / "summary.json", lambda p: p.write_text(text, encoding="utf-8"))
-    if options.xlsx:
-        from batchrunner.excel import write_xlsx
-
-        atomic_write(run_dir / "results.xlsx", lambda p: write_xlsx(p, results, "results"))
-        raw_errors = results.filter(rerunnable)  # text cells never evaluate: no escaping needed
-        atomic_write(run_dir / "errors.xlsx", lambda p: write_xlsx(p, raw_errors, "errors"))
-    write_html_report(run_dir, results, summary)
+    for name, (_, tmp) in sheets.items():
+        _commit(tmp, run_dir / name)
+    write_html_report(run_dir, problems, summary)
     return summary
 
 
-def write_html_report(run_dir: Path, results: pl.DataFrame, summary: dict[str, Any]) -> None:
+def _add_to_workbooks(sheets: dict[str, Any], run_dir: Path, results: pl.DataFrame, rerunnable: pl.Expr) -> None:
+    """results.xlsx and errors.xlsx, a slice at a time (text cells never evaluate: no escaping)."""
+    from batchrunner.excel import XlsxSheet
+
+    for name, part in (("results.xlsx", results), ("errors.xlsx", results.filter(rerunnable))):
+        if name not in sheets:
+            tmp = _temporary(run_dir / name)
+            sheets[name] = (XlsxSheet(tmp, name.split(".")[0], results.columns), tmp)
+        sheets[name][0].add(part)
+
+
+def write_html_report(run_dir: Path, results: Any, summary: dict[str, Any]) -> None:
     """report.html, last: the CSVs and summary.json are the contract, so a failure here is logged
     (run.log) and does not fail the run."""
     from batchrunner.htmlreport import render_html

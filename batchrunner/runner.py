@@ -59,15 +59,19 @@ def fail_on_code(code: int, counts: dict[str, int], fail_on: str = "invalid") ->
 
 def prepare(job: Job, input_path: Path | None = None) -> Prepared:
     """Check the job, read and validate the input, plan the requests. Sends nothing.
-    Raises ``JobError`` (exit 2) for anything that stops the job."""
+    Raises ``JobError`` (exit 2) for anything that stops the job. The input's own columns come
+    back compressed (``loaded.frame`` is a `snapshot.Spooled`; docs/memory.md)."""
     platform, catalog, api_version, target = _checked_platform(job)
     if job.handoff:  # a migration hand-off: the target enrolment and the source operation (handoff.py)
         from batchrunner.handoff import check_handoff_job
 
         check_handoff_job(job)
     loaded = load_input(job, input_path)
+    # the input's own columns are needed again only by the reports, a slice at a time: compressed
+    loaded.frame = snapshot.Spooled.of(loaded.frame)
     loaded, problems = apply_mappings(job, loaded)  # [mappings]: lookup joins (mappings.py)
     validated = overlay(validate(loaded, catalog, api_version), problems)
+    loaded = replace(loaded, fields=loaded.fields.clear())  # validated holds what is sent: not kept twice
     sizes = {op.name: platform.rows_per_request(job, op.name) for op in catalog.operations}
     if job.mode == "sync":  # recurring lists: rows unchanged since the last run are not sent (sync.py)
         from batchrunner.sync import diff_for
@@ -94,7 +98,7 @@ def prepare_from_snapshot(job: Job, run_dir: Path, meta: dict[str, Any]) -> Prep
     """The rows of an earlier run exactly as it read and validated them (`snapshot`), with an empty
     plan: `resume` plans only the rows still to send."""
     platform, _, _, target = _checked_platform(job)
-    frame, validated = snapshot.load(run_dir)
+    frame, validated = snapshot.load_spooled(run_dir)
     loaded = LoadedInput(path=Path(meta["input_path"]), sha256=meta["input_sha256"], frame=frame, fields=validated)
     return Prepared(job, platform, loaded, validated, Plan(), target)
 
@@ -232,6 +236,7 @@ async def run_prepared(
                          kind="dry run" if dry_run else "retry" if retry_of is not None else "run",
                          retry_of=str(retry_of) if retry_of is not None else None, job_inline=job.inline)
         journal.add_rows(validated.height)
+        loaded.frame = snapshot.Spooled.of(loaded.frame)  # (prepare did; a Prepared made by hand may not have)
         if not dry_run:  # what resume and retry use, whatever becomes of the input file
             snapshot.save(run_dir, loaded.frame, validated)
         if job.mode == "sync":  # under the lock: fold earlier runs, diff, journal the unchanged rows (sync.py)
@@ -297,7 +302,7 @@ def _aborted(exc: Exception, prepared: Prepared, run_dir: Path, journal: Journal
     what = f"{type(cause).__name__}: {secrets.redact(cause)}"
     logging.getLogger("batchrunner.run").error("run could not go on: %s", what)
     try:
-        write_reports(run_dir, prepared.loaded.frame, journal.frame(), prepared.validated[OP],
+        write_reports(run_dir, prepared.loaded.frame, journal.frame_chunks(), prepared.validated[OP],
                       {"job": prepared.job.name, "exit_code": 4 if sent else 2,
                        "stopped": {"code": "RUN_FAILED", "message": what}}, ("RUN_FAILED", what), resumable=sent)
         reports = "the reports show what is known"
@@ -379,8 +384,8 @@ async def send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jou
     lost = stats.stopped is not None and stats.stopped[0] == JOURNAL_FAILED
     if lost:
         _recover_run_dir(prepared, run_dir, journal)
-    rows = journal.frame()
-    counts = journal.counts(rows)
+    states = journal.states()  # compact: the texts are read a slice at a time by the reports
+    counts = journal.counts(states)
     if dry_run:
         code = 1 if counts.get("invalid") else 0
     else:
@@ -388,7 +393,8 @@ async def send_and_report(prepared: Prepared, the_plan: Plan, run_dir: Path, jou
     code = fail_on_code(code, counts, fail_on)
     summary["exit_code"] = code
     summary["dry_run"] = dry_run
-    summary = write_reports(run_dir, loaded.frame, rows, prepared.validated[OP], summary, stats.stopped,
+    summary = write_reports(run_dir, loaded.frame, journal.frame_chunks(states=states), prepared.validated[OP],
+                            summary, stats.stopped,
                             resumable=not dry_run, options=ReportOptions(bom=job.report_bom, xlsx=job.report_xlsx))
     logging.getLogger("batchrunner.run").info(
         "run finished: %s; exit %s", ", ".join(f"{n} {k}" for k, n in summary.get("counts", {}).items() if n)
@@ -430,7 +436,7 @@ async def _execute(prepared: Prepared, the_plan: Plan, journal: Journal, sandbox
             async with anyio.create_task_group() as tg:
                 if handle_signals:
                     tg.start_soon(_watch_signals, executor, tg.cancel_scope)
-                await executor.run(the_plan.waves, the_plan.rows_to_send)
+                await executor.run(the_plan.iter_waves(), the_plan.rows_to_send)
                 tg.cancel_scope.cancel()
         except* JournalLost as group:  # fail-stop: no request goes out once outcomes cannot be recorded
             first = root_cause(group)
@@ -583,7 +589,7 @@ async def resume_async(run_dir: Path, *, allow_changed_input: bool = False, sand
             prepared.loaded.notes.extend(notes)
             catalog = prepared.platform.catalog_for(job)
             sizes = {op.name: prepared.platform.rows_per_request(job, op.name) for op in catalog.operations}
-            the_plan, pending, unsure = plan_rest(prepared.validated, catalog, sizes, journal.frame())
+            the_plan, pending, unsure = plan_rest(prepared.validated, catalog, sizes, journal.states())
             journal.finish([d for d in the_plan.duplicates])
             prepared.plan = the_plan
             with runlog.run_log(run_dir) as log:
@@ -637,7 +643,13 @@ def retry_rows(run_dir: Path, *, include_unknown: bool = False) -> RetrySelectio
     new input file for the same job (its delimiter and encoding, so it reads back the same).
     Rows whose outcome is unknown (maybe applied) are left out unless ``include_unknown``."""
     run_dir = Path(run_dir)
-    meta, frame = read_run(run_dir, refuse_if_handed_over)
+    journal = open_run_journal(run_dir)
+    try:
+        meta = journal.meta()
+        refuse_if_handed_over(meta, run_dir)
+        frame = journal.states().with_columns(pl.col(c).cast(pl.String) for c in ("state", "status", "code"))
+    finally:
+        journal.close()
     job = job_of_run(run_dir, meta)
     if job.mode == "sync":  # a retry file lacks everyone else: as a sync input it would "remove" them
         raise JobError(f"{job.path.name} is a sync job: its next `batchrunner run` sends the rows that failed "
@@ -715,7 +727,7 @@ def validation_summary(prepared: Prepared) -> dict[str, Any]:
         "problems": [{"code": code, "count": n, "rows": rows, "example": message}
                      for code, n, rows, message in grouped.iter_rows()],
         "sync": prepared.sync.describe() if prepared.sync is not None else None,
-        "requests": the_plan.requests, "waves": len(the_plan.waves),
+        "requests": the_plan.requests, "waves": the_plan.wave_count,
         "estimated_seconds": round(estimate_seconds(prepared), 1), "concurrency": concurrency.for_job(prepared.job, prepared.platform)[1],
         "budget_per_minute": budget, "notes": list(prepared.loaded.notes), "sent": 0,
         "constants_note": validate_note(prepared.job),

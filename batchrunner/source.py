@@ -29,7 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
-from batchrunner import filekind
+from batchrunner import chunks, filekind
 from batchrunner.errors import JobError, did_you_mean
 from batchrunner.csvtext import csv_table, decode
 from batchrunner.job import Job
@@ -49,7 +49,7 @@ _ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff]"
 class LoadedInput:
     path: Path
     sha256: str
-    frame: pl.DataFrame  # the input's own columns, as read
+    frame: pl.DataFrame  # the input's own columns, as read (runner.prepare compresses them: snapshot.Spooled)
     fields: pl.DataFrame  # operation fields (mapped, trimmed, null when empty) + OPERATION (+ ROW_PROBLEM)
     notes: list[str] = field(default_factory=list)  # things worth telling the user
 
@@ -246,7 +246,12 @@ def load_input(job: Job, input_path: Path | None = None) -> LoadedInput:
         for c in dict.fromkeys(raw_columns.values()) if c in table.rounded]
     problems = [pl.lit(table.problems)] if table.problems is not None else []
     problem = pl.coalesce([*problems, *nul, *rounded, pl.lit(None, dtype=pl.String)])
-    fields = frame.select(*exprs, problem.alias(ROW_PROBLEM))
+    if problems:  # a per-line problem list (an irregular file, read carefully): in one pass
+        fields = frame.select(*exprs, problem.alias(ROW_PROBLEM))
+    else:  # a slice at a time: trimming's work columns exist for one slice (docs/memory.md)
+        step = chunks.validate_rows()
+        fields = pl.concat([frame.slice(start, step).select(*exprs, problem.alias(ROW_PROBLEM))
+                            for start in range(0, frame.height, step)], rechunk=False)
     fields = _scrub_inside(fields)
     if fields[ROW_PROBLEM].null_count() == fields.height:
         fields = fields.drop(ROW_PROBLEM)

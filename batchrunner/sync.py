@@ -178,7 +178,8 @@ def _journal_outcomes(path: Path) -> dict[int, tuple[str, str | None]]:
         return {}
     journal = Journal(path)
     try:
-        done = journal.frame().filter(pl.col("state") == DONE).select("idx", "status", "code")
+        done = (journal.states().filter(pl.col("state") == DONE)
+                .select("idx", pl.col("status").cast(pl.String), pl.col("code").cast(pl.String)))
         return {idx: (status, code) for idx, status, code in done.iter_rows()}
     finally:
         journal.close()

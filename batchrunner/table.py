@@ -11,6 +11,7 @@ import polars as pl
 ROW_PROBLEM = "__row_problem"  # why a row cannot be used as read (a ragged line, a NUL byte), else null
 #: what `trim` removes: ASCII whitespace, NBSP, zero-width space/joiners, BOM
 STRIP = " \t\r\n\f\v\u00a0\u200b\u200c\u200d\u2060\ufeff"
+_BLANK = f"^[{STRIP}]*$"  # a cell of nothing but what `trim` removes
 
 
 @dataclass
@@ -60,8 +61,8 @@ def drop_blank(frame: pl.DataFrame) -> pl.DataFrame:
     if not frame.width:
         return frame
 
-    def empty(name: str) -> pl.Expr:
-        return pl.col(name).is_null() | (pl.col(name).str.strip_chars(STRIP) == "")
+    def empty(name: str) -> pl.Expr:  # a pattern, not strip_chars: no trimmed copy of the column is made
+        return pl.col(name).is_null() | pl.col(name).str.contains(_BLANK)
 
     if not frame.select(empty(frame.columns[0]).any()).item():
         return frame  # the usual file: every row has a first value, so no row is blank (one column scanned)

@@ -8,10 +8,12 @@ documented enumeration spelling, UTC date-times).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
 
+from batchrunner import chunks
 from batchrunner.errors import JobError, did_you_mean
 from batchrunner.fieldtypes import Problem
 from batchrunner.job import Job
@@ -87,15 +89,30 @@ class _Rule:
     message: pl.Expr
 
 
-def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = None) -> pl.DataFrame:
-    """Return a frame with IDX, OP, CODE, MESSAGE (null when valid) and one column per field."""
+def validate(loaded: LoadedInput, catalog: Catalog, api_version: float | None = None, *,
+             chunk_rows: int | None = None, observe: Callable[[int], None] | None = None) -> pl.DataFrame:
+    """Return a frame with IDX, OP, CODE, MESSAGE (null when valid) and one column per field.
+    Rows are checked ``chunk_rows`` (`chunks.VALIDATE_ROWS`) at a time (each row's checks need only the row
+    itself), so the work columns of a big file's rules exist for one slice; ``observe`` is told
+    each slice's rows."""
     fields = loaded.fields
+    chunk_rows = chunks.validate_rows(chunk_rows)
+    parts = []
+    for start in range(0, max(fields.height, 1), chunk_rows):
+        part = fields.slice(start, chunk_rows)
+        if observe is not None:
+            observe(part.height)
+        parts.append(_validate_slice(part, start, catalog, api_version))
+    return pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+
+
+def _validate_slice(fields: pl.DataFrame, offset: int, catalog: Catalog, api_version: float | None) -> pl.DataFrame:
     spellings = catalog.spellings()
     raw_op = pl.col(OPERATION)
     resolved = operation_key_expr(raw_op).replace_strict(
         list(spellings), list(spellings.values()), default=None, return_dtype=pl.String
     )
-    frame = fields.with_columns(resolved.alias("__op")).with_row_index(IDX)
+    frame = fields.with_columns(resolved.alias("__op")).with_row_index(IDX, offset=offset)
     present = set(fields.columns)
     # An expensive normalisation (an ID's 18-character form) is computed once per column and
     # shared by every operation whose field uses it, instead of once per operation and rule.

@@ -4,6 +4,7 @@ local work cheap? Not part of the test suite; results are ratios measured in one
     python benchmarks/run.py            # all scenarios (about eight minutes)
     python benchmarks/run.py 1 3        # some of them
     python benchmarks/run.py --tiny 6 7 8  # check scenarios 6-8 run (a few hundred rows)
+    python benchmarks/run.py 9 --sizes 0.1,0.2   # the memory curve at 100k and 200k rows
 
 1. Salesloft budget use: N enrolments against the sandbox at a known budget and latency;
    achieved requests/minute / budget and 429s, and the same for a naive sequential httpx loop.
@@ -33,6 +34,10 @@ local work cheap? Not part of the test suite; results are ratios measured in one
    limiter read one clock). Per user: the share of each full hour's budget spent (utilisation),
    429s; and rows per full hour, 3 users against 1.
 
+9. Memory curve: rows vs peak RSS and rows/s of a whole run at 0.5, 1, 2, 5 and 10 M rows (as in
+   4, sandbox served on 127.0.0.1), and the peak RSS of `validate` alone; each in a fresh process.
+   ``python benchmarks/run.py 9 --sizes 0.1,0.2`` checks it quickly at small sizes.
+
 ``--tiny`` runs scenarios 6, 7 and 8 at a few hundred rows: a check that the code runs, not a figure.
 
 The Salesloft scenarios shrink the budget window from 60 s to WINDOW seconds (the budget per
@@ -42,6 +47,7 @@ short run; the limiter is given the same window.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -51,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -328,25 +335,32 @@ def outreach_users(users: int, per_user: int, budget: int = 10000, latency_ms: f
             "real_seconds": round(seconds, 1)}
 
 
+def write_big_input(tmp: Path, rows: int, sandbox_url: str | None) -> Path:
+    """A ``rows``-line Salesforce assign list (half 15-, half 18-character IDs) and its job in
+    ``tmp``; the sandbox in-process, or served at ``sandbox_url``. Returns the job file."""
+    path = tmp / "big.csv"
+    rng = random.Random(1)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["Lead Id", "First Name", "Last Name", "Company", "Email"])
+        for i in range(rows):
+            lead = f"00Q7b{i:010d}"
+            w.writerow([lead if rng.random() < 0.5 else to18(lead), "Ada", f"L{i}", "Acme", f"a{i}@x.example.com"])
+    job = tmp / "sf-million.toml"
+    url = f'instance_url = "{sandbox_url}"\n' if sandbox_url else ""
+    job.write_text(f'name = "sf-million"\nplatform = "salesforce"\noperation = "assign"\ninput = "big.csv"\n'
+                   'output_dir = "runs"\n[columns]\ntargetId = "Lead Id"\n'
+                   'salesCadenceNameOrId = { value = "Q4 Outbound" }\n[connection]\nsandbox = true\n'
+                   f'{url}[sandbox]\napi_limit = 1000000000\n[limits]\nconcurrency = \"fixed:4\"\nbatch_size = 200\ncircuit_breaker = 0\n',
+                   encoding="utf-8")
+    return job
+
+
 def local_overhead_child(rows: int, sandbox_url: str | None) -> None:
     """In a subprocess: 1M rows, zero latency; the sandbox in-process, or served on 127.0.0.1 by
     another process (sandbox_url). Prints JSON; peak RSS is this process's (the runner's)."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.csv"
-        rng = random.Random(1)
-        with path.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["Lead Id", "First Name", "Last Name", "Company", "Email"])
-            for i in range(rows):
-                lead = f"00Q7b{i:010d}"
-                w.writerow([lead if rng.random() < 0.5 else to18(lead), "Ada", f"L{i}", "Acme", f"a{i}@x.example.com"])
-        job = Path(tmp) / "sf-million.toml"
-        url = f'instance_url = "{sandbox_url}"\n' if sandbox_url else ""
-        job.write_text(f'name = "sf-million"\nplatform = "salesforce"\noperation = "assign"\ninput = "big.csv"\n'
-                       'output_dir = "runs"\n[columns]\ntargetId = "Lead Id"\n'
-                       'salesCadenceNameOrId = { value = "Q4 Outbound" }\n[connection]\nsandbox = true\n'
-                       f'{url}[sandbox]\napi_limit = 1000000000\n[limits]\nconcurrency = "fixed:4"\nbatch_size = 200\n',
-                       encoding="utf-8")
+        job = write_big_input(Path(tmp), rows, sandbox_url)
         start = time.monotonic()
         prepared = prepare(load_job(job))
         result = anyio.run(lambda: run_prepared(prepared, output_dir=Path(tmp), progress=False))
@@ -359,29 +373,69 @@ def local_overhead_child(rows: int, sandbox_url: str | None) -> None:
                       "peak_rss_mb": int(peak_mb), "statuses": {k: v for k, v in result.summary["counts"].items() if v}}))
 
 
-def local_overhead(rows: int = 1_000_000, served: bool = False) -> dict:
-    """The runner in a child process; with ``served`` the sandbox runs in a third process (on the
-    machine's other core), as a platform would, so the runner's own cost is what is measured."""
-    server = None
-    args = [sys.executable, __file__, "--child", str(rows)]
-    if served:
-        port = 18765
-        server = subprocess.Popen([sys.executable, "-m", "batchrunner", "sandbox", "--port", str(port),
-                                   "--set", "api_limit=1000000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+@contextlib.contextmanager
+def served_sandbox(served: bool, port: int = 18765) -> Iterator[str | None]:
+    """A zero-latency sandbox served by ``batchrunner sandbox`` in its own process (on the
+    machine's other core), as a platform is; yields its URL (None when not ``served``)."""
+    if not served:
+        yield None
+        return
+    server = subprocess.Popen([sys.executable, "-m", "batchrunner", "sandbox", "--port", str(port),
+                               "--set", "api_limit=1000000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
         for _ in range(100):
             try:
                 httpx.get(f"http://127.0.0.1:{port}/services/data/", timeout=0.5)
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        args.append(f"http://127.0.0.1:{port}")
-    try:
-        out = subprocess.run(args, capture_output=True, text=True, check=True)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait()
+        server.terminate()
+        server.wait()
+
+
+def validate_child(rows: int) -> None:
+    """In a subprocess: `batchrunner validate` of ``rows`` rows (load, validate, plan; nothing
+    sent). Prints JSON with this process's peak RSS."""
+    from batchrunner.api import validate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        job = write_big_input(Path(tmp), rows, None)
+        start = time.monotonic()
+        summary = validate(job)
+        elapsed = time.monotonic() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": rows, "valid": summary["valid"], "seconds": round(elapsed, 1),
+                      "peak_rss_mb": int(peak_mb)}))
+
+
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def memory_curve(sizes: list[int]) -> list[dict]:
+    """Scenario 6: peak RSS and rows/s of a whole run (zero-latency Salesforce sandbox served on
+    127.0.0.1, as in scenario 4) and of `validate` alone, each size in a fresh process."""
+    results = []
+    for rows in sizes:
+        with served_sandbox(True, port=18767) as url:
+            run = _child("--child", str(rows), str(url))
+        check = _child("--validate-child", str(rows))
+        goal = 1024 if rows <= 2_000_000 else 2048 if rows <= 10_000_000 else None
+        results.append({"rows": rows, "run_peak_rss_mb": run["peak_rss_mb"], "run_rows_per_second": run["rows_per_second"],
+                        "run_seconds": run["seconds"], "results_lines": run["results_lines"],
+                        "validate_peak_rss_mb": check["peak_rss_mb"], "validate_seconds": check["seconds"],
+                        "goal_mb": goal, "met": None if goal is None else run["peak_rss_mb"] <= goal})
+    return results
+
+
+def local_overhead(rows: int = 1_000_000, served: bool = False) -> dict:
+    """The runner in a child process; with ``served`` the sandbox runs in a third process (on the
+    machine's other core), as a platform would, so the runner's own cost is what is measured."""
+    with served_sandbox(served) as url:
+        return _child("--child", str(rows), *([url] if url else []))
 
 
 def report_html(rows: int = 1_000_000, per_event: int = 200) -> dict:
@@ -439,7 +493,10 @@ def table(title: str, results: list[dict]) -> None:
         print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
 
 
-def main(selected: set[str]) -> None:
+MEMORY_SIZES = [500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000]
+
+
+def main(selected: set[str], sizes: list[int] | None = None) -> None:
     print(f"batchrunner benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}")
     if "1" in selected:
         table(f"1. Salesloft budget use ({RATE * 60:.0f}/min, latency {LATENCY_MS:.0f} ms, window {WINDOW:.0f} s)",
@@ -472,13 +529,23 @@ def main(selected: set[str]) -> None:
             rows[1]["3_users / 1_user"] = round(rows[1]["rows_per_full_hour"] / rows[0]["rows_per_full_hour"], 3)
         table(f"8. Outreach per-user budgets (10,000 per user per hour, latency 150 ms, concurrency 4, "
               f"{per_user} rows per user, virtual time)", rows)
+    if "9" in selected:
+        table("9. Memory curve (whole run and validate alone; zero-latency Salesforce sandbox on 127.0.0.1)",
+              memory_curve(sizes or MEMORY_SIZES))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         local_overhead_child(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+    elif sys.argv[1:2] == ["--validate-child"]:
+        validate_child(int(sys.argv[2]))
     else:
         args = [a for a in sys.argv[1:] if a != "--tiny"]
         if "--tiny" in sys.argv:  # check the code runs, in seconds; not a measurement
             SIZES.update(knee_rows=400, ceiling_rows=[180], outreach_per_user=300)
-        main(set(args) or {"1", "2", "3", "4", "5", "6", "7", "8"})
+        sizes = None
+        if "--sizes" in args:  # e.g. --sizes 0.1,0.2 (millions of rows) to check scenario 9 quickly
+            at = args.index("--sizes")
+            sizes = [int(float(m) * 1_000_000) for m in args[at + 1].split(",")]
+            del args[at:at + 2]
+        main(set(args) or {"1", "2", "3", "4", "5", "6", "7", "8", "9"}, sizes)
